@@ -1,0 +1,105 @@
+"""Speed of the foundation, side by side in one run (issue 2):
+
+1. one training epoch with each margin head against the plain learner on the same data (target: at most 1.05x);
+2. `get_embeddings` against `learn.get_preds` on the same DataLoader (target: at most 1.05x);
+3. `plot_tsne` on 10,000 points against `sklearn.manifold.TSNE` on the same points (target: at most 0.5x).
+
+Run: `python bench/heads.py [--write]`; `--write` puts the tables in bench/RESULTS.md."""
+import argparse, time, warnings
+warnings.filterwarnings('ignore')
+import numpy as np
+from fastai.vision.all import *
+from fastai_metric.all import *
+from sklearn.manifold import TSNE, trustworthiness
+from openTSNE import TSNE as OpenTSNE
+from fastai_metric.tsne import tsne_2d
+from common import write_section
+
+NOTE = 'Single runs on these 2-core machines vary by up to ±20%; the ratios below come from runs interleaved in a rotating order, so drift hits every column alike.'
+
+HEADS = {'plain': lambda l: l, 'arcface': Learner.to_arcface, 'cosface': Learner.to_cosface,
+         'sphereface': Learner.to_sphereface, 'l2': Learner.to_l2_constrained}
+
+def learner(dls, name):
+    set_seed(0)
+    return HEADS[name](vision_learner(dls, resnet18, pretrained=False, metrics=accuracy))
+
+def interleaved(fs, rounds, warmup=1):
+    "Median seconds of each function in `fs`, run round by round in a rotating order so machine drift hits all alike"
+    names, ts = list(fs), {n: [] for n in fs}
+    for r in range(warmup + rounds):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            t = time.perf_counter(); fs[n]()
+            if r >= warmup: ts[n].append(time.perf_counter() - t)
+    return {n: float(np.median(v)) for n,v in ts.items()}
+
+def bench_epochs(dls, rounds):
+    "One `fit` epoch (training and validation) per head"
+    learns = {n: learner(dls, n) for n in HEADS}
+    def fit1(l):
+        with l.no_bar(), l.no_logging(): l.fit(1, 1e-3)
+    return interleaved({n: partial(fit1, l) for n,l in learns.items()}, rounds)
+
+def bench_embeddings(dls, rounds):
+    "`get_preds` and `get_embeddings` on the same (unshuffled training) DataLoader"
+    learn = learner(dls, 'arcface')
+    dl = learn.dls.train.new(shuffle=False, drop_last=False)
+    with learn.no_bar():
+        return interleaved({'get_preds': lambda: learn.get_preds(dl=dl), 'get_embeddings': lambda: get_embeddings(learn, dl=dl)}, rounds)
+
+def clustered_learner(n=10_000, d=128, n_cls=10, seed=0):
+    "A learner whose embeddings are `n` points of `n_cls` Gaussian clusters in `d` dimensions"
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(n_cls, d, generator=g)*2).repeat_interleave(n//n_cls, 0) + torch.randn(n, d, generator=g)
+    y = torch.arange(n_cls).repeat_interleave(n//n_cls)
+    tl = TfmdLists(range(n), lambda i: (x[i], y[i]))
+    dls = DataLoaders.from_dsets(tl, tl, bs=1024)
+    return Learner(dls, nn.Sequential(nn.Identity(), nn.Linear(d, n_cls)), loss_func=CrossEntropyLossFlat()), x
+
+def bench_tsne(n):
+    "Seconds of each t-SNE on the same `n` points, and the trustworthiness (10 neighbours, 2,000-point sample) of its map"
+    learn, x = clustered_learner(n)
+    pts = F.normalize(x, dim=1).numpy()     # plot_tsne normalises by default: the others get the same points
+    sub = np.random.RandomState(0).choice(n, min(n, 2000), replace=False)
+    maps = {'sklearn TSNE (defaults)': lambda: TSNE(random_state=42).fit_transform(pts),
+            'sklearn TSNE (n_jobs=-1, max_iter=750 as openTSNE)': lambda: TSNE(random_state=42, n_jobs=-1, max_iter=750).fit_transform(pts),
+            'openTSNE defaults (n_jobs=-1)': lambda: np.asarray(OpenTSNE(n_jobs=-1, random_state=42).fit(pts)),
+            'tsne_2d (the map plot_tsne draws)': lambda: tsne_2d(pts)}
+    secs, trust = {}, {}
+    for k,f in maps.items():
+        t = time.perf_counter(); xy = f(); secs[k] = time.perf_counter() - t
+        trust[k] = trustworthiness(pts[sub], xy[sub], n_neighbors=10)
+    t = time.perf_counter()
+    with learn.no_bar(): plot_tsne(learn, n_max=n)
+    secs['plot_tsne (embed + map + plot)'] = time.perf_counter() - t
+    plt.close('all')
+    return secs, trust
+
+def table(rows, base, title, target, extra=None):
+    "Markdown table of seconds and ratios to `rows[base]`, with an optional extra column `extra` (name, dict)"
+    head = '| | seconds | ratio |' + (f' {extra[0]} |' if extra else '')
+    out = [f"**{title}** (target: at most {target}x)\n", head, '|---' * (4 if extra else 3) + '|']
+    for k,v in rows.items():
+        e = extra[1].get(k) if extra else None
+        out.append(f"| {k} | {v:.2f} | {v/rows[base]:.3f} |" + ((f' {e:.4f} |' if e is not None else ' |') if extra else ''))
+    return '\n'.join(out)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('--rounds', type=int, default=5)
+    p.add_argument('--tsne-n', type=int, default=10_000)
+    p.add_argument('--write', action='store_true')
+    a = p.parse_args()
+    dls = ImageDataLoaders.from_folder(digits_folder(Path.home()/'.fastai'/'data'/'digits32'), valid='valid', bs=64, num_workers=0)
+    ep = bench_epochs(dls, a.rounds)
+    t1 = table(ep, 'plain', f'One epoch of `fit` (training + validation) on digits (1,437 + 360 images of 32 px, resnet18 from scratch, bs 64), median of {a.rounds} interleaved rounds', 1.05)
+    print(t1, flush=True)
+    em = bench_embeddings(dls, 3*a.rounds)
+    t2 = table(em, 'get_preds', f'Embedding the 1,437 training images (same DataLoader), median of {3*a.rounds} interleaved rounds', 1.05)
+    print(t2, flush=True)
+    secs, trust = bench_tsne(a.tsne_n)
+    t3 = table(secs, 'sklearn TSNE (defaults)', f't-SNE of {a.tsne_n:,} points (128-d, 10 Gaussian clusters, L2-normalised), one run each', 0.5,
+               ('trustworthiness', trust))
+    print(t3, flush=True)
+    if a.write: write_section('heads', 'Foundation (issue 2): `python bench/heads.py --write`', NOTE + '\n\n' + '\n\n'.join([t1, t2, t3]))

@@ -1,0 +1,9 @@
+"Everything a user needs: `from fastai_metric.all import *`"
+from .core import *
+from .heads import *
+from .tsne import *
+from .data import *
+from .miners import *
+from .losses import *
+from .batches import *
+from .triplet import *

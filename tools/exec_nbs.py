@@ -1,0 +1,42 @@
+"""Execute notebooks in place and keep tidy outputs: `python tools/exec_nbs.py nbs/*.ipynb`.
+
+Cells flagged `slow`/`cuda`/`notest` are skipped (as in CI). Console progress bars (carriage-return redraws) are collapsed to their final
+line, so saved outputs keep fastai's results table but not hundreds of redraws; the import-time `torch.jit` deprecation warning is dropped."""
+import json, re, sys, time
+from pathlib import Path
+from nbdev.test import test_nb as run_nb
+
+def _final_lines(text):
+    "Terminal rendering of `text`: each line as left by its last carriage return, without blank or bar-only lines"
+    out = []
+    for line in text.split('\n'):
+        line = line.split('\r')[-1].replace('█', '').rstrip()
+        if line.strip(): out.append(line)
+    return out
+
+_noise = re.compile(r'torch\.jit\.script. is deprecated|^\s*warnings\.warn\(')
+
+def tidy(fn):
+    nb = json.loads(Path(fn).read_text())
+    for c in nb['cells']:
+        if c['cell_type'] != 'code': continue
+        outs = []
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream':
+                lines = [l for l in _final_lines(''.join(o['text'])) if not _noise.search(l)]
+                if not lines: continue
+                o['text'] = [l + '\n' for l in lines]
+            outs.append(o)
+        c['outputs'] = outs
+    Path(fn).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+
+if __name__ == '__main__':
+    ok_all = True
+    for fn in sys.argv[1:]:
+        fn = str(Path(fn).absolute())
+        t = time.time()
+        ok, _ = run_nb(fn, skip_flags=['notest', 'slow', 'cuda'], save=True)
+        if ok: tidy(fn)
+        ok_all &= ok
+        print(fn, 'OK' if ok else 'FAILED', f'{time.time()-t:.1f}s', flush=True)
+    sys.exit(0 if ok_all else 1)
