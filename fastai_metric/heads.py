@@ -12,7 +12,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['CosineProduct', 'ArcMarginProduct', 'AddMarginProduct', 'chebyshev_t', 'SphereProduct', 'L2ConstrainedLinear',
-           'metric_heads', 'sync_opt', 'LabelCatcher', 'XFaceNet', 'L2ConstrainedNet']
+           'metric_heads', 'AllParamsSplitter', 'sync_opt', 'LabelCatcher', 'XFaceNet', 'L2ConstrainedNet']
 
 # %% ../nbs/01_heads.ipynb #e7532bea
 class CosineProduct(MetricHead):
@@ -114,19 +114,32 @@ class L2ConstrainedLinear(MetricHead):
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
     def logits(self, x, w, label): return F.linear(self.alpha*F.normalize(x, dim=1), w, self.bias.float())
 
-# %% ../nbs/01_heads.ipynb #07c51174
+# %% ../nbs/01_heads.ipynb #87827df3
 def metric_heads(model:nn.Module, needs_label:bool=True) -> list:
     "The `MetricHead`s of `model` (only those that take labels if `needs_label`)"
     return [m for m in model.modules() if isinstance(m, MetricHead) and (m.needs_label or not needs_label)]
 
+class AllParamsSplitter:
+    "Wrap a `splitter` so that the trainable parameters of the model it leaves out (a new head's, a loss's) join its last group"
+    def __init__(self, splitter:callable): self.splitter = splitter
+    def __call__(self, model:nn.Module) -> list:
+        groups = L(self.splitter(model))
+        groups = [list(g) for g in groups] if len(groups) and is_listy(groups[0]) else [list(groups)]
+        have = {id(p) for g in groups for p in g}
+        groups[-1] += [p for p in model.parameters() if p.requires_grad and id(p) not in have]
+        return groups
+
 def sync_opt(learn:Learner):
-    "Rebuild `learn.opt` if it misses parameters of the model, keeping the frozen parameter groups frozen"
+    "Make `learn.splitter` cover every parameter; rebuild `learn.opt` if it misses some, keeping its hyper-parameters and frozen groups"
+    if not isinstance(learn.splitter, AllParamsSplitter): learn.splitter = AllParamsSplitter(learn.splitter)
     if learn.opt is None: return
     have = {id(p) for pl in learn.opt.param_lists for p in pl}
     if all(id(p) in have for p in learn.model.parameters()): return
-    frozen = getattr(learn.opt, 'frozen_idx', 0)
+    frozen,hypers = getattr(learn.opt, 'frozen_idx', 0),learn.opt.hypers
     learn.create_opt()
-    if learn.wd is not None: learn.opt.set_hypers(wd=learn.wd)
+    if len(hypers) == len(learn.opt.hypers):     # same groups: keep the lr and wd that `fit` or the user set
+        for k in hypers[0]: learn.opt.set_hyper(k, [h[k] for h in hypers])
+    elif learn.wd is not None: learn.opt.set_hypers(wd=learn.wd)
     if frozen: learn.freeze_to(frozen)
 
 # %% ../nbs/01_heads.ipynb #65ea7f98
