@@ -1,4 +1,4 @@
-"""`TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on every batch.
+"""`TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on every batch; `CenterLoss`.
 
 Docs: https://fastai-metric.github.io/fastai_metric/losses.html.md"""
 
@@ -11,9 +11,9 @@ from .core import *
 from .miners import *
 
 # %% auto #0
-__all__ = ['TripletLossWithMiner']
+__all__ = ['TripletLossWithMiner', 'CenterLoss']
 
-# %% ../nbs/06_losses.ipynb #7cbfb2aa
+# %% ../nbs/06_losses.ipynb #2c2f0463
 def _rowwise_dist(x, y): return (x.float() - y.float()).pow(2).sum(1).clamp_min(1e-12).sqrt()
 
 def _is_idx(t): return isinstance(t, Tensor) and not t.is_floating_point() and t.ndim == 1
@@ -30,27 +30,55 @@ class TripletLossWithMiner(Module):
         store_attr('margin,normalize,reduction')
         self.miner = ifnone(miner, HardTripletsMiner())
 
-    def distances(self, embs:Tensor, lbls:Tensor):
-        "`d(a,p)`, `d(a,n)` of the mined triplets"
-        mined = self.miner(embs, lbls)
+    def triplets(self, embs:Tensor, lbls:Tensor) -> tuple:
+        "The mined triplets of the (normalised, float32) `embs`, and their distances `d(a,p)`, `d(a,n)`"
+        dist = distance_matrix(embs) if isinstance(self.miner, TripletMiner) else None
+        mined = self.miner.mine_dist(dist, lbls) if dist is not None else self.miner(embs, lbls)
         if not (isinstance(mined, (tuple,list)) and len(mined) == 3 and all(isinstance(t, Tensor) for t in mined)):
             raise ValueError(f"{self.miner!r} must return 3 tensors (anchor, positive, negative), got {type(mined).__name__}")
         a,p,n = mined
         if all(_is_idx(t) for t in mined) and len(a) == len(p) == len(n):
-            dist = distance_matrix(embs)
-            return dist[a,p], dist[a,n]
+            dist = ifnone(dist, distance_matrix(embs))
+            return mined, dist[a,p], dist[a,n]
         if all(t.is_floating_point() and t.ndim == 2 and t.shape[1] == embs.shape[1] for t in mined) and len(a) == len(p) == len(n):
             if self.normalize: a,p,n = (F.normalize(t.float(), dim=1) for t in mined)
-            return _rowwise_dist(a, p), _rowwise_dist(a, n)
+            return mined, _rowwise_dist(a, p), _rowwise_dist(a, n)
         raise ValueError(f"{self.miner!r} returned tensors of shapes {[tuple(t.shape) for t in mined]} and dtypes "
                          f"{[t.dtype for t in mined]}: expected three index vectors of one length, or three (K,{embs.shape[1]}) embedding tensors")
+
+    def margins(self, lbls:Tensor, mined:tuple):
+        "The margin of each mined triplet: here one number for all"
+        return self.margin
 
     def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
         embs,lbls = check_embs_lbls(embs, lbls)
         with torch.autocast(embs.device.type, enabled=False):
             embs = F.normalize(embs.float(), dim=1) if self.normalize else embs.float()
-            dap,dan = self.distances(embs, lbls)
-            l = F.softplus(dap - dan) if self.margin is None else F.relu(dap - dan + self.margin)
+            mined,dap,dan = self.triplets(embs, lbls)
+            m = self.margins(lbls, mined)
+            l = F.softplus(dap - dan) if m is None else F.relu(dap - dan + m)
         if self.reduction == 'none': return l
         if not len(l): return embs.sum() * 0.       # no triplet: a finite zero that still backpropagates
         return l.mean() if self.reduction == 'mean' else l.sum()
+
+# %% ../nbs/06_losses.ipynb #641e9bea
+class CenterLoss(Module):
+    "Center loss (Wen et al. 2016): half the mean squared distance of each embedding to its class center, a learned parameter"
+    def __init__(self,
+        n_classes:int, # Number of classes (rows of `centers`)
+        n_feats:int, # Size of the embeddings
+    ):
+        store_attr('n_classes,n_feats')
+        self.centers = nn.Parameter(torch.randn(n_classes, n_feats))
+
+    def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
+        embs,lbls = check_embs_lbls(embs, lbls)
+        if embs.shape[1] != self.n_feats:
+            raise ValueError(f"Embeddings have {embs.shape[1]} features but the centers have {self.n_feats}: build `CenterLoss(n_classes, {embs.shape[1]})`")
+        if len(lbls) and ((lbls < 0) | (lbls >= self.n_classes)).any():
+            raise ValueError(f"Labels must lie in [0, {self.n_classes}), got [{lbls.min()}, {lbls.max()}]: build `CenterLoss` with the data's class count (`dls.c`)")
+        if not len(lbls): return embs.sum() * 0.
+        with torch.autocast(embs.device.type, enabled=False):
+            return (embs.float() - self.centers.float()[lbls]).pow(2).sum(1).mean() / 2
+
+    def extra_repr(self): return f"n_classes={self.n_classes}, n_feats={self.n_feats}"

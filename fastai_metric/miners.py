@@ -32,14 +32,17 @@ def pos_neg_masks(lbls:Tensor):
     same = lbls[:,None] == lbls[None]
     return same & ~torch.eye(len(lbls), dtype=torch.bool, device=lbls.device), ~same
 
-# %% ../nbs/05_miners.ipynb #32edcf26
+# %% ../nbs/05_miners.ipynb #7f86bc19
 class TripletMiner:
     "Base of the triplet miners: checks the inputs, computes the distance matrix and masks, and calls `mine`"
     def __call__(self, embs:Tensor, lbls:Tensor) -> tuple:
         embs,lbls = check_embs_lbls(embs, lbls)
+        return self.mine_dist(distance_matrix(embs.detach()), lbls)
+    def mine_dist(self, dist:Tensor, lbls:Tensor) -> tuple:
+        "Triplets from a precomputed `(B,B)` distance matrix, so a loss that has one need not compute it again"
         with torch.no_grad():
             pos,neg = pos_neg_masks(lbls)
-            return self.mine(distance_matrix(embs.detach()), pos, neg)
+            return self.mine(dist.detach(), pos, neg)
     def mine(self, dist, pos, neg): raise NotImplementedError(f"{type(self).__name__} must define `mine`")
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v}' for k,v in vars(self).items())})"
 
