@@ -7,3 +7,4 @@ from .miners import *
 from .losses import *
 from .batches import *
 from .triplet import *
+from .hierarchy import *
