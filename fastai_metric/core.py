@@ -14,8 +14,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 # %% auto #0
 __all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'MetricHead', 'classifier_layer', 'replace_module',
-           'swap_classifier', 'hook_embedding', 'EmbeddingModel', 'body_feature_model', 'embedding_model',
-           'check_single_label', 'EmbeddingCatcher', 'no_aug', 'get_embeddings', 'knn_accuracy']
+           'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel', 'body_feature_model',
+           'embedding_model', 'check_single_label', 'EmbeddingCatcher', 'no_aug', 'get_embeddings', 'knn_accuracy']
 
 # %% ../nbs/00_core.ipynb #c213957d
 def last_leaf(model:nn.Module):
@@ -106,13 +106,19 @@ def swap_classifier(
                          f"build the model with `n_out={n_classes}` (or `dls.c`)")
     return replace_module(model, name, head_cls(old.in_features, old.out_features, **kwargs).to(old.weight.device))
 
-# %% ../nbs/00_core.ipynb #1b96d300
+# %% ../nbs/00_core.ipynb #3bade319
 def _layer_input(m, i, o): return i[0]
 
-@contextmanager
-def hook_embedding(model:nn.Module, detach:bool=False):
-    "Context manager yielding a `Hook` whose `stored` is the embedding of the last forward pass of `model`"
-    with Hook(embedding_layer(model), _layer_input, detach=detach) as h: yield h
+def hook_embedding(model:nn.Module, detach:bool=False) -> Hook:
+    "A `Hook` whose `stored` is the embedding of the last forward pass of `model`: use it in a `with` block, or `remove()` it"
+    return Hook(embedding_layer(model), _layer_input, detach=detach)
+
+# %% ../nbs/00_core.ipynb #f18ee287
+class ModelWrapper(Module):
+    "Base of the modules that wrap a `model`: same forward, and indexing and `len` reach the wrapped model"
+    def forward(self, *x): return self.model(*x)
+    def __getitem__(self, i): return self.model[i]
+    def __len__(self): return len(self.model)
 
 # %% ../nbs/00_core.ipynb #c71541b5
 class EmbeddingModel(Module):

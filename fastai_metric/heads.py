@@ -152,8 +152,8 @@ class LabelCatcher(Callback):
     def _hand(self, y):
         for h in metric_heads(self.learn.model): h.label = y
 
-# %% ../nbs/01_heads.ipynb #2ca3f50d
-class XFaceNet(Module):
+# %% ../nbs/01_heads.ipynb #73d6e2a7
+class XFaceNet(ModelWrapper):
     "Wrap `model`, putting `product` (e.g. `ArcMarginProduct`) in the place of its final `nn.Linear`"
     def __init__(self,
         model:nn.Module, # A model whose classifier ends in an `nn.Linear`; changed in place
@@ -163,9 +163,6 @@ class XFaceNet(Module):
     ):
         self.model = model
         swap_classifier(model, product, n_classes, **kwargs)
-    def forward(self, *x): return self.model(*x)
-    def __getitem__(self, i): return self.model[i]
-    def __len__(self): return len(self.model)
 
 # %% ../nbs/01_heads.ipynb #0dc8b1ba
 class L2ConstrainedNet(XFaceNet):
