@@ -8,3 +8,4 @@ from .losses import *
 from .batches import *
 from .triplet import *
 from .hierarchy import *
+from .mix import *
