@@ -1,0 +1,93 @@
+"Losses on embeddings on real data: center loss, margin head + triplet, any pytorch-metric-learning loss, hierarchical triplet"
+import pytest
+from conftest import fit_quiet
+from fastai.vision.all import *
+from fastai_metric.all import *
+
+def _export_load(learn, tmp_path):
+    "Export and load `learn`; check both give the same embeddings on the same items; return the loaded learner"
+    fn = tmp_path/'export.pkl'
+    learn.export(fn)
+    learn2 = load_learner(fn)
+    items = learn.dls.valid_ds.items[:24]
+    e1, _ = get_embeddings(learn, dl=learn.dls.test_dl(items))
+    e2, _ = get_embeddings(learn2, dl=learn2.dls.test_dl(items))
+    torch.testing.assert_close(e1, e2, atol=1e-4, rtol=1e-4)
+    return learn2
+
+@pytest.mark.parametrize('on', ['embedding', 'logits'])
+def test_center_loss_on_digits(on, digits_dls, tmp_path):
+    learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path).to_center_loss(0.1, on=on)
+    cl = learn.model.losses['center']
+    assert cl.centers.shape == (10, 512 if on == 'embedding' else 10)
+    c0 = cl.centers.detach().clone()
+    fit_quiet(learn, 3)
+    names, vals = learn.recorder.metric_names[1:-1], learn.recorder.values[-1]
+    rec = dict(zip(names, vals))
+    assert rec['valid_loss'] == pytest.approx(rec['base_loss'] + 0.1*rec['center_loss'], rel=1e-3)
+    assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
+    assert not torch.equal(c0, cl.centers.detach())                      # trained by the learner's optimiser
+    learn2 = _export_load(learn, tmp_path)
+    assert torch.equal(learn2.model.losses['center'].centers, cl.centers)  # export keeps the centers
+    learn.save('m')
+    learn3 = vision_learner(digits_dls, resnet18, pretrained=False, path=tmp_path).to_center_loss(0.1, on=on).load('m')
+    assert torch.equal(learn3.model.losses['center'].centers, cl.centers)  # and so do save/load
+
+def test_arcface_plus_triplet_on_digits(digits_dls, tmp_path):
+    learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy).to_arcface().add_triplet(1., margin=0.2)
+    fit_quiet(learn, 3)
+    rec = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+    assert {'base_loss', 'triplet_loss'} <= set(rec) and rec['triplet_loss'] > 0
+    assert rec['valid_loss'] == pytest.approx(rec['base_loss'] + rec['triplet_loss'], rel=1e-3)
+    assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
+    learn2 = _export_load(learn, tmp_path)
+    it = learn.dls.valid_ds.items[0]
+    assert learn.predict(it)[0] == learn2.predict(it)[0]
+
+def test_pml_multisimilarity_with_miner(digits_dls, tmp_path):
+    pml = pytest.importorskip('pytorch_metric_learning')
+    from pytorch_metric_learning import losses, miners
+    set_seed(0)
+    learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(
+        losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(), n_classes=8, n_instances=4, seed=0)
+    fit_quiet(learn, 3, 3e-3)
+    assert knn_accuracy(learn) > 0.8
+    _export_load(learn, tmp_path)
+
+def test_pml_loss_with_parameters(digits_dls, tmp_path):
+    pytest.importorskip('pytorch_metric_learning')
+    from pytorch_metric_learning import losses
+    set_seed(0)
+    loss = losses.ArcFaceLoss(num_classes=10, embedding_size=512)
+    learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(loss, n_classes=8, n_instances=4, seed=0)
+    w0 = loss.W.detach().clone()
+    fit_quiet(learn, 3, 3e-3)
+    assert not torch.equal(w0, loss.W.detach())                          # the loss's weights are trained
+    assert knn_accuracy(learn) > 0.8
+    learn2 = _export_load(learn, tmp_path)
+    assert torch.equal(learn2.model.losses['loss'].W, loss.W) and learn2.loss_func.loss is learn2.model.losses['loss']
+
+def test_hierarchical_triplet_on_digits(digits_dls):
+    set_seed(0)
+    learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(
+        HierarchicalTripletLoss(10, refresh_every=20), n_classes=8, n_instances=4, seed=0)
+    fit_quiet(learn, 3, 3e-3)
+    htl = learn.model.losses['loss']
+    assert htl.n_builds.item() >= 3 and len(htl.level.unique()) > 2
+    assert knn_accuracy(learn) > 0.8
+
+def _reg_dls(digits_path):
+    return DataBlock(blocks=(ImageBlock, RegressionBlock()), get_items=get_image_files, get_y=lambda p: float(p.parent.name),
+                     splitter=GrandparentSplitter(valid_name='valid')).dataloaders(digits_path, bs=32, num_workers=0)
+
+@pytest.mark.parametrize('convert', [lambda l: l.to_center_loss(), lambda l: l.add_triplet(), lambda l: l.to_triplet(),
+                                     lambda l: l.to_metric_loss(TripletLossWithMiner())], ids=['center', 'add_triplet', 'triplet', 'metric_loss'])
+def test_regression_refused(convert, digits_path):
+    learn = vision_learner(_reg_dls(digits_path), resnet18, pretrained=False, n_out=1)
+    with pytest.raises(ValueError, match='single-label classification'): convert(learn)
+    assert isinstance(learn.model[1][-1], nn.Linear) and not isinstance(learn.model, ModelWithLosses)
+
+def test_too_many_classes_per_batch(digits_dls):
+    learn = vision_learner(digits_dls, resnet18, pretrained=False)
+    with pytest.raises(ValueError, match='only 10 classes'): learn.to_triplet(n_classes=12)
+    assert isinstance(learn.model[1][-1], nn.Linear)
