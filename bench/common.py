@@ -2,6 +2,8 @@
 import os, platform, re
 from datetime import date
 from pathlib import Path
+import time
+import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent/'RESULTS.md'
@@ -22,3 +24,22 @@ def write_section(name, title, body):
     block = f"{start}\n## {title}\n\n_{date.today().isoformat()}, {machine()}_\n\n{body.strip()}\n{end}"
     txt = re.sub(re.escape(start) + '.*?' + re.escape(end), lambda m: block, txt, flags=re.S) if start in txt else txt.rstrip() + '\n\n' + block + '\n'
     RESULTS.write_text(txt)
+
+def interleaved(fs, rounds, warmup=1):
+    "Median seconds of each function in `fs`, run round by round in a rotating order so machine drift hits all alike"
+    names, ts = list(fs), {n: [] for n in fs}
+    for r in range(warmup + rounds):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            t = time.perf_counter(); fs[n]()
+            if r >= warmup: ts[n].append(time.perf_counter() - t)
+    return {n: float(np.median(v)) for n,v in ts.items()}
+
+def table(rows, base, title, target, extra=None):
+    "Markdown table of seconds and ratios to `rows[base]`, with an optional extra column `extra` (name, dict)"
+    head = '| | seconds | ratio |' + (f' {extra[0]} |' if extra else '')
+    out = [f"**{title}** (target: at most {target}x)\n", head, '|---' * (4 if extra else 3) + '|']
+    for k,v in rows.items():
+        e = extra[1].get(k) if extra else None
+        out.append(f"| {k} | {v:.4f} | {v/rows[base]:.3f} |" + ((f' {e:.4f} |' if e is not None else ' |') if extra else ''))
+    return '\n'.join(out)

@@ -13,7 +13,7 @@ from fastai_metric.all import *
 from sklearn.manifold import TSNE, trustworthiness
 from openTSNE import TSNE as OpenTSNE
 from fastai_metric.tsne import tsne_2d
-from common import write_section
+from common import write_section, interleaved, table
 
 NOTE = 'Single runs on these 2-core machines vary by up to ±20%; the ratios below come from runs interleaved in a rotating order, so drift hits every column alike.'
 
@@ -23,16 +23,6 @@ HEADS = {'plain': lambda l: l, 'arcface': Learner.to_arcface, 'cosface': Learner
 def learner(dls, name):
     set_seed(0)
     return HEADS[name](vision_learner(dls, resnet18, pretrained=False, metrics=accuracy))
-
-def interleaved(fs, rounds, warmup=1):
-    "Median seconds of each function in `fs`, run round by round in a rotating order so machine drift hits all alike"
-    names, ts = list(fs), {n: [] for n in fs}
-    for r in range(warmup + rounds):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            t = time.perf_counter(); fs[n]()
-            if r >= warmup: ts[n].append(time.perf_counter() - t)
-    return {n: float(np.median(v)) for n,v in ts.items()}
 
 def bench_epochs(dls, rounds):
     "One `fit` epoch (training and validation) per head"
@@ -75,15 +65,6 @@ def bench_tsne(n):
     secs['plot_tsne (embed + map + plot)'] = time.perf_counter() - t
     plt.close('all')
     return secs, trust
-
-def table(rows, base, title, target, extra=None):
-    "Markdown table of seconds and ratios to `rows[base]`, with an optional extra column `extra` (name, dict)"
-    head = '| | seconds | ratio |' + (f' {extra[0]} |' if extra else '')
-    out = [f"**{title}** (target: at most {target}x)\n", head, '|---' * (4 if extra else 3) + '|']
-    for k,v in rows.items():
-        e = extra[1].get(k) if extra else None
-        out.append(f"| {k} | {v:.2f} | {v/rows[base]:.3f} |" + ((f' {e:.4f} |' if e is not None else ' |') if extra else ''))
-    return '\n'.join(out)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()

@@ -32,7 +32,7 @@ def tree_levels(
         level[torch.as_tensor(g[:,None] == g[None])] = l
     return level.fill_diagonal_(0)
 
-# %% ../nbs/09_hierarchy.ipynb #b01faf1b
+# %% ../nbs/09_hierarchy.ipynb #21e86934
 class HierarchicalTripletLoss(TripletLossWithMiner):
     "Triplet loss whose margin grows with the level at which the anchor's and the negative's classes merge in a class tree"
     def __init__(self,
@@ -93,14 +93,12 @@ class HierarchicalTripletLoss(TripletLossWithMiner):
         level[idx[:,None], idx[None]] = lv
         self.level.copy_(level.fill_diagonal_(0))
 
-    def margins(self, lbls:Tensor, mined:tuple):
-        "`β + d_H(y_a,y_n) − s_{y_a}` for each triplet, clamped at 0 (`β` alone until a tree is built)"
-        a,_,n = mined
-        if not _is_idx(a):
+    def margins(self, la:Tensor, ln:Tensor):
+        "`β + d_H(y_a,y_n) − s_{y_a}` for anchors and negatives of labels `la`, `ln`, clamped at 0 (`β` alone until a tree is built)"
+        if la is None:
             raise ValueError(f"HierarchicalTripletLoss needs a miner that returns indices (anchor, positive, negative), not {self.miner!r}: "
                              "use AllTripletsMiner, HardTripletsMiner or SemiHardTripletsMiner")
         if self.n_builds == 0: return self.beta
-        la,ln = lbls[a],lbls[n]
         return (self.beta + self.thresholds[self.level[la, ln]] - self.spread[la]).clamp_min(0)
 
     def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:

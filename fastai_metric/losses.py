@@ -13,7 +13,7 @@ from .miners import *
 # %% auto #0
 __all__ = ['TripletLossWithMiner', 'CenterLoss']
 
-# %% ../nbs/06_losses.ipynb #2c2f0463
+# %% ../nbs/06_losses.ipynb #b2c6b86a
 def _rowwise_dist(x, y): return (x.float() - y.float()).pow(2).sum(1).clamp_min(1e-12).sqrt()
 
 def _is_idx(t): return isinstance(t, Tensor) and not t.is_floating_point() and t.ndim == 1
@@ -30,33 +30,46 @@ class TripletLossWithMiner(Module):
         store_attr('margin,normalize,reduction')
         self.miner = ifnone(miner, HardTripletsMiner())
 
-    def triplets(self, embs:Tensor, lbls:Tensor) -> tuple:
-        "The mined triplets of the (normalised, float32) `embs`, and their distances `d(a,p)`, `d(a,n)`"
-        dist = distance_matrix(embs) if isinstance(self.miner, TripletMiner) else None
-        mined = self.miner.mine_dist(dist, lbls) if dist is not None else self.miner(embs, lbls)
+    def diffs(self, embs:Tensor, lbls:Tensor) -> tuple:
+        "`d(a,p) − d(a,n)` of the mined triplets of `embs`, the labels of their anchors and negatives, and a mask of those kept"
+        if isinstance(self.miner, PairMiner):        # all, semi-hard: every pair's negatives at once, (pairs x B), no list of triplets
+            dist = distance_matrix(embs)
+            with torch.no_grad():
+                pos,neg = pos_neg_masks(lbls)
+                a,p = pos.nonzero(as_tuple=True)
+                keep = self.miner.negatives(dist.detach(), neg, a, p)
+            rows = dist.index_select(0, a)           # `index_select`: its backward (index_add) is fast on CPU, unlike `x[idx]`'s
+            return rows.gather(1, p[:,None]) - rows, lbls[a][:,None], lbls[None], keep
+        if isinstance(self.miner, TripletMiner):     # batch-hard: mine on a distance matrix computed without autograd
+            with torch.no_grad(): mined = self.miner.mine_dist(distance_matrix(embs), lbls)
+        else: mined = self.miner(embs, lbls)
         if not (isinstance(mined, (tuple,list)) and len(mined) == 3 and all(isinstance(t, Tensor) for t in mined)):
             raise ValueError(f"{self.miner!r} must return 3 tensors (anchor, positive, negative), got {type(mined).__name__}")
         a,p,n = mined
         if all(_is_idx(t) for t in mined) and len(a) == len(p) == len(n):
-            dist = ifnone(dist, distance_matrix(embs))
-            return mined, dist[a,p], dist[a,n]
+            if 2*len(a) < len(embs)**2:              # few triplets: distances of their rows only, O(T·D)
+                ea = embs.index_select(0, a)
+                return _rowwise_dist(ea, embs.index_select(0, p)) - _rowwise_dist(ea, embs.index_select(0, n)), lbls[a], lbls[n], None
+            dist = distance_matrix(embs).flatten()   # many: one differentiable matrix, O(B²·D), then gather
+            return dist.index_select(0, a*len(embs) + p) - dist.index_select(0, a*len(embs) + n), lbls[a], lbls[n], None
         if all(t.is_floating_point() and t.ndim == 2 and t.shape[1] == embs.shape[1] for t in mined) and len(a) == len(p) == len(n):
             if self.normalize: a,p,n = (F.normalize(t.float(), dim=1) for t in mined)
-            return mined, _rowwise_dist(a, p), _rowwise_dist(a, n)
+            return _rowwise_dist(a, p) - _rowwise_dist(a, n), None, None, None
         raise ValueError(f"{self.miner!r} returned tensors of shapes {[tuple(t.shape) for t in mined]} and dtypes "
                          f"{[t.dtype for t in mined]}: expected three index vectors of one length, or three (K,{embs.shape[1]}) embedding tensors")
 
-    def margins(self, lbls:Tensor, mined:tuple):
-        "The margin of each mined triplet: here one number for all"
+    def margins(self, la:Tensor, ln:Tensor):
+        "The margins of triplets whose anchors and negatives have labels `la`, `ln` (`None` for embedding miners): here one number"
         return self.margin
 
     def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
         embs,lbls = check_embs_lbls(embs, lbls)
         with torch.autocast(embs.device.type, enabled=False):
             embs = F.normalize(embs.float(), dim=1) if self.normalize else embs.float()
-            mined,dap,dan = self.triplets(embs, lbls)
-            m = self.margins(lbls, mined)
-            l = F.softplus(dap - dan) if m is None else F.relu(dap - dan + m)
+            x,la,ln,keep = self.diffs(embs, lbls)
+            m = self.margins(la, ln)
+            l = F.softplus(x) if m is None else F.relu(x + m)
+            if keep is not None: l = l.masked_select(keep)     # the triplets, in (anchor, positive, negative) order
         if self.reduction == 'none': return l
         if not len(l): return embs.sum() * 0.       # no triplet: a finite zero that still backpropagates
         return l.mean() if self.reduction == 'mean' else l.sum()

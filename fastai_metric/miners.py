@@ -10,10 +10,10 @@ from fastai.basics import *
 from .core import *
 
 # %% auto #0
-__all__ = ['distance_matrix', 'pos_neg_masks', 'TripletMiner', 'AllTripletsMiner', 'HardTripletsMiner', 'SemiHardTripletsMiner',
-           'HardClusterMiner']
+__all__ = ['distance_matrix', 'pos_neg_masks', 'TripletMiner', 'PairMiner', 'AllTripletsMiner', 'HardTripletsMiner',
+           'SemiHardTripletsMiner', 'HardClusterMiner']
 
-# %% ../nbs/05_miners.ipynb #cb33ff01
+# %% ../nbs/05_miners.ipynb #c3c227d2
 def distance_matrix(
     x:Tensor, # `(B,D)` embeddings
     y:Tensor=None, # `(M,D)` embeddings, default `x`
@@ -23,7 +23,7 @@ def distance_matrix(
         same = y is None
         x = x.float(); y = x if same else y.float()
         d2 = (x*x).sum(1)[:,None] + (y*y).sum(1)[None] - 2*x@y.T
-        if same: d2 = d2.masked_fill(torch.eye(len(x), dtype=torch.bool, device=x.device), 0.)   # exact 0, not rounding noise
+        if same: d2 = d2.fill_diagonal_(0.)         # exact 0, not rounding noise
         return d2.clamp_min(1e-12).sqrt()
 
 # %% ../nbs/05_miners.ipynb #35e54da0
@@ -46,10 +46,18 @@ class TripletMiner:
     def mine(self, dist, pos, neg): raise NotImplementedError(f"{type(self).__name__} must define `mine`")
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v}' for k,v in vars(self).items())})"
 
-# %% ../nbs/05_miners.ipynb #515fbcef
-class AllTripletsMiner(TripletMiner):
+# %% ../nbs/05_miners.ipynb #c886983e
+class PairMiner(TripletMiner):
+    "A miner that gives each positive pair `(a,p)` a set of negatives, `negatives(dist, neg, a, p)`: a `(pairs, B)` mask"
+    def mine(self, dist, pos, neg):
+        a,p = pos.nonzero(as_tuple=True)
+        i,n = self.negatives(dist, neg, a, p).nonzero(as_tuple=True)   # (pairs x B), not a (B x B x B) mask
+        return a[i], p[i], n
+    def negatives(self, dist, neg, a, p): raise NotImplementedError(f"{type(self).__name__} must define `negatives`")
+
+class AllTripletsMiner(PairMiner):
     "Every valid triplet of the batch: anchor and positive share a label, the negative has another"
-    def mine(self, dist, pos, neg): return (pos[:,:,None] & neg[:,None,:]).nonzero(as_tuple=True)
+    def negatives(self, dist, neg, a, p): return neg[a]
 
 # %% ../nbs/05_miners.ipynb #25281d37
 class HardTripletsMiner(TripletMiner):
@@ -61,13 +69,13 @@ class HardTripletsMiner(TripletMiner):
         n = d.masked_fill(~neg[a], float('inf')).argmin(1)
         return a, p, n
 
-# %% ../nbs/05_miners.ipynb #9fe61105
-class SemiHardTripletsMiner(TripletMiner):
+# %% ../nbs/05_miners.ipynb #200ced37
+class SemiHardTripletsMiner(PairMiner):
     "Semi-hard triplets (FaceNet): negatives farther from the anchor than the positive, but within `margin` of it"
     def __init__(self, margin:float=0.2): self.margin = margin
-    def mine(self, dist, pos, neg):
-        dap,dan = dist[:,:,None],dist[:,None,:]
-        return (pos[:,:,None] & neg[:,None,:] & (dan > dap) & (dan < dap + self.margin)).nonzero(as_tuple=True)
+    def negatives(self, dist, neg, a, p):
+        dap,dan = dist[a,p][:,None],dist[a]
+        return neg[a] & (dan > dap) & (dan < dap + self.margin)
 
 # %% ../nbs/05_miners.ipynb #68dbe0d8
 class HardClusterMiner:

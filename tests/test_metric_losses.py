@@ -91,3 +91,22 @@ def test_too_many_classes_per_batch(digits_dls):
     learn = vision_learner(digits_dls, resnet18, pretrained=False)
     with pytest.raises(ValueError, match='only 10 classes'): learn.to_triplet(n_classes=12)
     assert isinstance(learn.model[1][-1], nn.Linear)
+
+@pytest.mark.parametrize('kind', ['hard', 'all'])
+def test_same_loss_and_gradient_as_pml(kind):
+    """On random P×K batches our miner + loss give pytorch-metric-learning's value and gradient (mean over the mined triplets).
+    pml's TripletMarginMiner(type_of_triplets='all') keeps only triplets within the margin, so every triplet is pml's loss without a miner."""
+    pytest.importorskip('pytorch_metric_learning')
+    from pytorch_metric_learning import losses, miners, reducers
+    ours = TripletLossWithMiner(0.2, HardTripletsMiner() if kind == 'hard' else AllTripletsMiner())
+    pm = miners.BatchHardMiner() if kind == 'hard' else lambda e, l: None
+    pl = losses.TripletMarginLoss(margin=0.2, reducer=reducers.MeanReducer())
+    for seed in range(5):
+        g = torch.Generator().manual_seed(seed)
+        p, k = int(torch.randint(2, 9, (1,), generator=g)), int(torch.randint(2, 6, (1,), generator=g))
+        x, y = torch.randn(p*k, 32, generator=g), torch.arange(p).repeat_interleave(k)
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        l1 = ours(x1, y); l2 = pl(x2, y, pm(x2, y))
+        l1.backward(); l2.backward()
+        torch.testing.assert_close(l1, l2, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-3)
