@@ -43,3 +43,9 @@ def table(rows, base, title, target, extra=None):
         e = extra[1].get(k) if extra else None
         out.append(f"| {k} | {v:.4f} | {v/rows[base]:.3f} |" + ((f' {e:.4f} |' if e is not None else ' |') if extra else ''))
     return '\n'.join(out)
+
+def epoch_times(learns, rounds):
+    "Median seconds of one quiet `fit` epoch of each learner in the dict `learns`, interleaved"
+    def fit1(l):
+        with l.no_bar(), l.no_logging(): l.fit(1, 1e-3)
+    return interleaved({n: (lambda l=l: fit1(l)) for n,l in learns.items()}, rounds)

@@ -13,9 +13,11 @@ from fastai_metric.all import *
 from sklearn.manifold import TSNE, trustworthiness
 from openTSNE import TSNE as OpenTSNE
 from fastai_metric.tsne import tsne_2d
-from common import write_section, interleaved, table
+from common import write_section, interleaved, table, epoch_times
 
-NOTE = 'Single runs on these 2-core machines vary by up to ±20%; the ratios below come from runs interleaved in a rotating order, so drift hits every column alike.'
+NOTE = ('Single runs on these 2-core machines vary by up to ±20%; the ratios below come from runs interleaved in a rotating order, so drift hits every column alike. '
+        'Even so, epoch medians of the same code differ by about ±6% from one run to the next (measured 2026-11-24: ArcFace 0.94x in one run, 1.05x in the next), '
+        'so the second table times what a head adds directly.')
 
 HEADS = {'plain': lambda l: l, 'arcface': Learner.to_arcface, 'cosface': Learner.to_cosface,
          'sphereface': Learner.to_sphereface, 'l2': Learner.to_l2_constrained}
@@ -26,10 +28,17 @@ def learner(dls, name):
 
 def bench_epochs(dls, rounds):
     "One `fit` epoch (training and validation) per head"
-    learns = {n: learner(dls, n) for n in HEADS}
-    def fit1(l):
-        with l.no_bar(), l.no_logging(): l.fit(1, 1e-3)
-    return interleaved({n: partial(fit1, l) for n,l in learns.items()}, rounds)
+    return epoch_times({n: learner(dls, n) for n in HEADS}, rounds)
+
+def bench_head_steps(rounds=200, bs=64, d=512, c=10):
+    "Forward + backward of the final layer alone, per batch: what a head can add to a training step, free of the epoch's noise"
+    x, y = torch.randn(bs, d), torch.randint(0, c, (bs,))
+    heads = {'plain': nn.Linear(d, c), 'arcface': ArcMarginProduct(d, c), 'cosface': AddMarginProduct(d, c),
+             'sphereface': SphereProduct(d, c), 'l2': L2ConstrainedLinear(d, c)}
+    def step(h):
+        xx = x.clone().requires_grad_()
+        F.cross_entropy(h(xx, y) if isinstance(h, MetricHead) else h(xx), y).backward()
+    return interleaved({n: partial(step, h) for n,h in heads.items()}, rounds)
 
 def bench_embeddings(dls, rounds):
     "`get_preds` and `get_embeddings` on the same (unshuffled training) DataLoader"
@@ -76,6 +85,13 @@ if __name__ == '__main__':
     ep = bench_epochs(dls, a.rounds)
     t1 = table(ep, 'plain', f'One epoch of `fit` (training + validation) on digits (1,437 + 360 images of 32 px, resnet18 from scratch, bs 64), median of {a.rounds} interleaved rounds', 1.05)
     print(t1, flush=True)
+    hs = bench_head_steps()
+    step = ep['plain'] / len(dls.train)
+    t1b = '\n'.join([f"**The final layer alone, forward + backward of one batch (64 x 512-d, 10 classes), median of 200 interleaved rounds**, "
+                      f"against a whole training step of the plain learner ({1000*step:.0f} ms: one epoch / {len(dls.train)} batches)\n",
+                      '| | ms | added to a training step |', '|---|---|---|'] +
+                     [f"| {k} | {1000*v:.3f} | {100*(v - hs['plain'])/step:+.2f}% |" for k,v in hs.items()])
+    print(t1b, flush=True)
     em = bench_embeddings(dls, 3*a.rounds)
     t2 = table(em, 'get_preds', f'Embedding the 1,437 training images (same DataLoader), median of {3*a.rounds} interleaved rounds', 1.05)
     print(t2, flush=True)
@@ -83,4 +99,4 @@ if __name__ == '__main__':
     t3 = table(secs, 'sklearn TSNE (defaults)', f't-SNE of {a.tsne_n:,} points (128-d, 10 Gaussian clusters, L2-normalised), one run each', 0.5,
                ('trustworthiness', trust))
     print(t3, flush=True)
-    if a.write: write_section('heads', 'Foundation (issue 2): `python bench/heads.py --write`', NOTE + '\n\n' + '\n\n'.join([t1, t2, t3]))
+    if a.write: write_section('heads', 'Foundation (issue 2): `python bench/heads.py --write`', NOTE + '\n\n' + '\n\n'.join([t1, t1b, t2, t3]))

@@ -16,7 +16,7 @@ warnings.filterwarnings('ignore')
 from fastai.vision.all import *
 from fastai_metric.all import *
 from pytorch_metric_learning import losses, miners, reducers
-from common import write_section, interleaved, table
+from common import write_section, interleaved, table, epoch_times
 
 NOTE = ('Forward and backward of miner + loss on random embeddings (P classes x K items), median of interleaved rounds; the values agree '
         '(pml\'s `TripletMarginMiner` keeps only triplets within the margin: on these 512-d embeddings that is all of them); '
@@ -26,27 +26,23 @@ def batch(p, k, d, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(p*k, d, generator=g), torch.arange(p).repeat_interleave(k)
 
-def loop_hard(embs, lbls, margin=0.2):
-    "Classic per-anchor batch-hard sampling: a Python loop over the anchors, each gathering its rows"
+def per_anchor(embs, lbls, f, margin=0.2):
+    "The classic per-anchor loop (`HardTripletsSampler` style): each anchor's distance row, then `f(d, pos, neg, margin)` on it"
     e = F.normalize(embs, dim=1); ls = []
     for a in range(len(e)):
         d = (e - e[a]).norm(dim=1)
         pos, neg = (lbls == lbls[a]), (lbls != lbls[a])
         pos[a] = False
-        if not pos.any() or not neg.any(): continue
-        p = torch.where(pos, d.detach(), -1.).argmax(); n = torch.where(neg, d.detach(), float('inf')).argmin()
-        ls.append(F.relu(d[p] - d[n] + margin))
-    return torch.stack(ls).mean()
-
-def loop_all(embs, lbls, margin=0.2):
-    "Per-anchor all-triplets: for each anchor, every (positive, negative) pair of its row"
-    e = F.normalize(embs, dim=1); ls = []
-    for a in range(len(e)):
-        d = (e - e[a]).norm(dim=1)
-        pos, neg = (lbls == lbls[a]), (lbls != lbls[a])
-        pos[a] = False
-        ls.append(F.relu(d[pos][:,None] - d[neg][None] + margin).flatten())
+        if pos.any() and neg.any(): ls.append(f(d, pos, neg, margin).flatten())
     return torch.cat(ls).mean()
+
+def _hardest(d, pos, neg, m):
+    p = torch.where(pos, d.detach(), -1.).argmax(); n = torch.where(neg, d.detach(), float('inf')).argmin()
+    return F.relu(d[p] - d[n] + m)
+
+def _every(d, pos, neg, m): return F.relu(d[pos][:,None] - d[neg][None] + m)
+
+loop_hard, loop_all = partial(per_anchor, f=_hardest), partial(per_anchor, f=_every)
 
 def fwd_bwd(f, x, y):
     def run():
@@ -77,9 +73,7 @@ def bench_epochs(rounds):
         l = vision_learner(dls, resnet18, pretrained=False)
         return l.to_triplet(n_classes=8, n_instances=8, seed=0) if triplet else l
     learns = {'plain (cross-entropy, bs 64)': mk(False), 'to_triplet (batch-hard, 8 x 8)': mk(True)}
-    def fit1(l):
-        with l.no_bar(), l.no_logging(): l.fit(1, 1e-3)
-    secs = interleaved({n: partial(fit1, l) for n, l in learns.items()}, rounds)
+    secs = epoch_times(learns, rounds)
     return table(secs, 'plain (cross-entropy, bs 64)', f'One epoch of `fit` on digits (resnet18 from scratch, 1,437 + 360 images of 32 px), median of {rounds} interleaved rounds', 1.10)
 
 if __name__ == '__main__':
