@@ -9,3 +9,4 @@ from .batches import *
 from .triplet import *
 from .hierarchy import *
 from .mix import *
+from .retrieval import *
