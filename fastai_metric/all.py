@@ -10,3 +10,4 @@ from .triplet import *
 from .hierarchy import *
 from .mix import *
 from .retrieval import *
+from .live import *

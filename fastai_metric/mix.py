@@ -15,9 +15,10 @@ from .triplet import *
 # %% auto #0
 __all__ = ['LossPart', 'EmbeddingLoss', 'WrapCenterLoss']
 
-# %% ../nbs/10_mix.ipynb #ee6e149a
+# %% ../nbs/10_mix.ipynb #ae10e85e
 class LossPart(Metric):
     "Mean over an epoch of one part of the learner's loss, `learn.loss_parts[part]`"
+    needs_class_scores = False
     def __init__(self, part:str): self.part = part
     def reset(self): self.total,self.count = 0.,0
     def accumulate(self, learn):

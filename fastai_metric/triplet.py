@@ -44,7 +44,7 @@ def register_loss(learn:Learner, name:str, loss:callable):
     sync_opt(learn)
     return loss
 
-# %% ../nbs/08_triplet.ipynb #f2fb0a18
+# %% ../nbs/08_triplet.ipynb #f5e66578
 class MetricLoss(Module):
     "The loss of a model that outputs embeddings: `loss(embs, lbls)`, or `loss(embs, lbls, miner(embs, lbls))` with a `miner`"
     def __init__(self, loss:callable, miner:callable=None): store_attr()
@@ -53,10 +53,13 @@ class MetricLoss(Module):
         return self.loss(embs, lbls) if self.miner is None else self.loss(embs, lbls, self.miner(embs, lbls))
 
 def _check_no_class_metrics(learn):
-    if learn.metrics:
-        names = ', '.join(getattr(m, 'name', type(m).__name__) for m in learn.metrics)
-        raise ValueError(f"The learner's metrics ({names}) need class scores, but a metric-learning model outputs embeddings. Remove them "
-                         "(`learn.metrics = []`) and judge the embeddings with `knn_accuracy(learn)` after training.")
+    "Refuse metrics that need class scores (those that need none say so with `needs_class_scores = False`)"
+    bad = [m for m in learn.metrics if getattr(m, 'needs_class_scores', True)]
+    if bad:
+        names = ', '.join(getattr(m, 'name', type(m).__name__) for m in bad)
+        raise ValueError(f"The learner's metrics ({names}) need class scores, but a metric-learning model outputs embeddings. Use retrieval "
+                         "metrics instead: `learn.metrics = [RecallAtK(1), MapAtR()]` while training, `knn_accuracy(learn)` or "
+                         "`learn.retrieval_metrics()` after.")
 
 def _n_args(f):
     "Number of positional arguments `f` takes (`inf` with `*args`)"
