@@ -279,4 +279,5 @@ d = { 'settings': { 'branch': 'main',
                                     'fastai_metric.tsne.plot_2d': ('tsne.html#plot_2d', 'fastai_metric/tsne.py'),
                                     'fastai_metric.tsne.plot_tsne': ('tsne.html#plot_tsne', 'fastai_metric/tsne.py'),
                                     'fastai_metric.tsne.subsample_idxs': ('tsne.html#subsample_idxs', 'fastai_metric/tsne.py'),
-                                    'fastai_metric.tsne.tsne_2d': ('tsne.html#tsne_2d', 'fastai_metric/tsne.py')}}}
+                                    'fastai_metric.tsne.tsne_2d': ('tsne.html#tsne_2d', 'fastai_metric/tsne.py'),
+                                    'fastai_metric.tsne.tsne_figure': ('tsne.html#tsne_figure', 'fastai_metric/tsne.py')}}}

@@ -106,7 +106,7 @@ def rank_gallery(q_embs:Tensor, g_embs:Tensor, k:int, distance:str='cosine', exc
     parts = list(ranked_chunks(q_embs, g_embs, k, distance, exclude_self, chunk_size, backend))
     return torch.cat([p[1] for p in parts]),torch.cat([p[2] for p in parts])
 
-# %% ../nbs/11_retrieval.ipynb #1f073afb
+# %% ../nbs/11_retrieval.ipynb #d0aee808
 def _per_query(rel:Tensor, n_rel:Tensor, topk:tuple) -> dict:
     "Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts `n_rel`"
     K = rel.shape[1]
@@ -135,7 +135,7 @@ def retrieval_metrics(
     chunk_size:int=None, # Queries per chunk (default: a score matrix of about 32 MB)
     backend:str='torch', # 'torch', or 'faiss' (optional extra)
     cluster:bool=False, # Also `nmi` and `ami` of a KMeans clustering of the queries
-    per_query:bool=False, # Return the per-query values (tensors) instead of their means
+    per_query:bool=False, # Return the per-query values (tensors, and `query_idx`: the queries they belong to) instead of their means
     seed:int=0, # Random state of the clustering
 ) -> dict:
     "Retrieval metrics of the queries against the gallery (or leave-one-out): cmc@k, precision@k, map@k, precision@1, r_precision, map@r"
@@ -152,13 +152,15 @@ def retrieval_metrics(
     n_rel = torch.where(uniq[at] == q_lbls, cnt[at], 0) - int(loo)     # relevant gallery items of each query
     K = max(max(topk), min(int(n_rel.max()), n_cand))                   # deep enough for every R
     cs = chunk_size or max(1, (8 << 20) // max(len(g_embs), K, 1))
-    vals = []
+    vals,kept = [],[]
     for s,_,i in ranked_chunks(q_embs, g_embs, K, distance, loo, cs, backend):
         nr = n_rel[s:s+len(i)]
         ok = nr > 0
         vals.append({k: v[ok] for k,v in _per_query(g_lbls[i] == q_lbls[s:s+len(i),None], nr.clamp_min(1), topk).items()})
+        kept.append(torch.arange(s, s+len(i))[ok])
     res = {k: torch.cat([v[k] for v in vals]) for k in vals[0]}
-    if not per_query: res = {k: float(v.mean()) if len(v) else float('nan') for k,v in res.items()}
+    if per_query: res['query_idx'] = torch.cat(kept)          # which queries the values belong to
+    else: res = {k: float(v.mean()) if len(v) else float('nan') for k,v in res.items()}
     res['n_lone'] = int((n_rel <= 0).sum())
     if cluster: res.update(cluster_scores(q_embs, q_lbls, distance, seed))
     return res

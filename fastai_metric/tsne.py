@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['subsample_idxs', 'tsne_2d', 'plot_2d', 'plot_tsne']
+__all__ = ['subsample_idxs', 'tsne_2d', 'plot_2d', 'tsne_figure', 'plot_tsne']
 
 # %% ../nbs/02_tsne.ipynb #ed5a4300
 def subsample_idxs(
@@ -70,7 +70,26 @@ def plot_2d(
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02_tsne.ipynb #9f913371
+# %% ../nbs/02_tsne.ipynb #da31c007
+def tsne_figure(
+    embs:Tensor, # `(N,D)` embeddings
+    lbls:Tensor=None, # Their labels, or `None`
+    vocab:list=None, # Class names, indexed by label
+    n_max:int=5000, # Stratified subsample above this many points
+    perplexity:float=30, # t-SNE perplexity
+    seed:int=42, # Random state of the subsample and of t-SNE
+    what:str='embeddings', # What the points are, for the title
+    figsize:tuple=(8,8),
+    s:float=6, # Marker size
+    **kwargs # Passed to `openTSNE.TSNE`
+) -> plt.Figure:
+    "t-SNE picture of `embs` coloured by `lbls`, subsampled above `n_max` (said in the title); returns the Figure"
+    idxs = subsample_idxs(len(embs), n_max, lbls, seed)
+    xy = tsne_2d(np.asarray(embs)[idxs], perplexity=perplexity, seed=seed, **kwargs)
+    title = f"t-SNE of {len(idxs):,} {what}" + (f" (stratified subsample of {len(embs):,})" if len(idxs) < len(embs) else '')
+    return plot_2d(xy, None if lbls is None else np.asarray(lbls)[idxs], vocab, title, figsize, s)
+
+# %% ../nbs/02_tsne.ipynb #3a625a61
 _split_names = {0:'training', 1:'validation'}
 
 def plot_tsne(
@@ -87,11 +106,8 @@ def plot_tsne(
 ) -> plt.Figure:
     "t-SNE picture of the embeddings of `learn` on `ds_idx` (or `dl`), coloured by class; returns the Figure"
     embs,lbls = get_embeddings(learn, ds_idx, dl, normalize=normalize)
-    idxs = subsample_idxs(len(embs), n_max, lbls, seed)
-    xy = tsne_2d(embs[idxs].numpy(), perplexity=perplexity, seed=seed, **kwargs)
     what = f"{'' if dl is not None else _split_names.get(ds_idx, f'ds_idx={ds_idx}') + ' '}embeddings"
-    title = f"t-SNE of {len(idxs):,} {what}" + (f" (stratified subsample of {len(embs):,})" if len(idxs) < len(embs) else '')
-    return plot_2d(xy, None if lbls is None else lbls[idxs], getattr(learn.dls, 'vocab', None), title, figsize, s)
+    return tsne_figure(embs, lbls, getattr(learn.dls, 'vocab', None), n_max, perplexity, seed, what, figsize, s, **kwargs)
 
 @patch
 @delegates(plot_tsne, but=['learn'])
