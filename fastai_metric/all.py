@@ -11,3 +11,4 @@ from .hierarchy import *
 from .mix import *
 from .retrieval import *
 from .live import *
+from .interpret import *
