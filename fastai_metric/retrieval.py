@@ -33,7 +33,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {what} embeddings but {len(lbls)} labels: they must match one to one")
     return embs, lbls.long()
 
-# %% ../nbs/11_retrieval.ipynb #069362f2
+# %% ../nbs/11_retrieval.ipynb #12f8851b
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -93,9 +93,14 @@ def ranked_chunks(
             d = 1 - d if distance == 'cosine' else d.clamp_min(0).sqrt()
             yield (s, *(_drop_self(d, i, s, k) if exclude_self else (d, i)))
         return
-    g_sq = (g_embs*g_embs).sum(1) if distance == 'euclidean' else None
+    # Score each distinct gallery row once: BLAS kernels may round two columns of one product differently, and copies of an item
+    # must tie exactly for the lower index to come first
+    gu,inv = g_embs.unique(dim=0, return_inverse=True)
+    if len(gu) == len(g_embs): gu,inv = g_embs,None
+    g_sq = (gu*gu).sum(1) if distance == 'euclidean' else None
     for s in range(0, len(q_embs), cs):
-        sc = _scores(q_embs[s:s+cs], g_embs, distance, g_sq)
+        sc = _scores(q_embs[s:s+cs], gu, distance, g_sq)
+        if inv is not None: sc = sc[:,inv]
         if exclude_self: sc[torch.arange(len(sc)), torch.arange(s, s+len(sc))] = -float('inf')
         v,i = _topk_stable(sc, k)
         yield s,_distance(v, distance),i

@@ -1,0 +1,92 @@
+"Retrieval metrics against brute force on random inputs (hypothesis), against pytorch-metric-learning, and live during fit"
+import os, pytest
+import numpy as np
+import torch, torch.nn.functional as F
+from hypothesis import given, settings, strategies as st, HealthCheck
+from conftest import fit_quiet
+from fastai.vision.all import *
+from fastai_metric.all import *
+
+def _brute(q, ql, g, gl, topk, distance, loo):
+    "Every metric from its definition, query by query, ranking by (distance in double precision, gallery index)"
+    # pair by pair (broadcast, not a matrix product, whose kernels may round two equal columns differently): copies tie exactly
+    if distance == 'cosine': d = 1 - (F.normalize(q.double(), dim=1)[:,None] * F.normalize(g.double(), dim=1)[None]).sum(-1)
+    else: d = (q.double()[:,None] - g.double()[None]).pow(2).sum(-1).sqrt()
+    res = {}
+    for r in range(len(q)):
+        row = sorted((j for j in range(len(g)) if not (loo and j == r)), key=lambda j: (d[r, j].item(), j))
+        rel = [int(gl[j] == ql[r]) for j in row]
+        R = sum(rel)
+        if R == 0: continue
+        P = lambda i: sum(rel[:i]) / i
+        for k in topk:
+            hits = sum(rel[:k])
+            res.setdefault(f'cmc@{k}', []).append(float(hits > 0))
+            res.setdefault(f'precision@{k}', []).append(hits / min(k, R))
+            res.setdefault(f'map@{k}', []).append(sum(P(i) * rel[i-1] for i in range(1, k+1)) / hits if hits else 0.)
+        res.setdefault('precision@1', []).append(rel[0])
+        res.setdefault('r_precision', []).append(sum(rel[:R]) / R)
+        res.setdefault('map@r', []).append(sum(P(i) * rel[i-1] for i in range(1, R+1)) / R)
+    return {k: float(np.mean(v)) for k, v in res.items()}
+
+@st.composite
+def retrieval_case(draw):
+    "Random sizes, labels and a seed for the embeddings; some gallery rows repeated exactly, so distances tie"
+    nq, ng, dim, ncls = draw(st.integers(2, 25)), draw(st.integers(2, 30)), draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    seed = draw(st.integers(0, 10_000))
+    g = torch.Generator().manual_seed(seed)
+    q, gal = torch.randn(nq, dim, generator=g), torch.randn(ng, dim, generator=g)
+    dups = draw(st.lists(st.tuples(st.integers(0, ng-1), st.integers(0, ng-1)), max_size=ng))
+    for a, b in dups: gal[a] = gal[b]                      # exact copies: equal distances to every query
+    qdups = draw(st.lists(st.tuples(st.integers(0, nq-1), st.integers(0, nq-1)), max_size=nq))
+    for a, b in qdups: q[a] = q[b]
+    ql, gl = torch.randint(0, ncls, (nq,), generator=g), torch.randint(0, ncls, (ng,), generator=g)
+    loo = draw(st.booleans())
+    n_cand = nq - 1 if loo else ng
+    topk = tuple(sorted(set(draw(st.lists(st.integers(1, max(1, n_cand)), min_size=1, max_size=3)))))
+    return q, ql, gal, gl, topk, draw(st.sampled_from(['cosine', 'euclidean'])), loo, draw(st.integers(1, nq))
+
+@settings(max_examples=int(os.environ.get('HYPOTHESIS_EXAMPLES', 60)), deadline=None, derandomize=not os.environ.get('HYPOTHESIS_EXAMPLES'),
+          suppress_health_check=[HealthCheck.too_slow])
+@given(retrieval_case())
+def test_against_brute_force(case):
+    q, ql, g, gl, topk, distance, loo, chunk = case
+    if loo and len(q) < 2: return
+    args = (q, ql) if loo else (q, ql, g, gl)
+    ref = _brute(q, ql, q if loo else g, ql if loo else gl, topk, distance, loo)
+    ours = retrieval_metrics(*args, topk=topk, distance=distance)
+    chunked = retrieval_metrics(*args, topk=topk, distance=distance, chunk_size=chunk)
+    assert set(ref) <= set(ours)
+    for k, v in ref.items():
+        assert ours[k] == pytest.approx(v, abs=1e-9), (k, ours[k], v)
+        assert chunked[k] == ours[k]                       # the chunk size changes nothing
+    if not ref: assert np.isnan(ours['map@r']) and ours['n_lone'] == len(q)
+
+@pytest.mark.parametrize('distance', ['cosine', 'euclidean'])
+@pytest.mark.parametrize('loo', [False, True])
+def test_same_as_pml_accuracy_calculator(distance, loo):
+    pytest.importorskip('faiss')
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+    from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
+    knn = CustomKNN(CosineSimilarity() if distance == 'cosine' else LpDistance(normalize_embeddings=False))
+    calc = AccuracyCalculator(include=('precision_at_1', 'r_precision', 'mean_average_precision_at_r'), k='max_bin_count', knn_func=knn)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        q, ql = torch.randn(300, 16, generator=g), torch.randint(0, 12, (300,), generator=g)
+        gal, gl = torch.randn(500, 16, generator=g), torch.randint(0, 12, (500,), generator=g)
+        theirs = calc.get_accuracy(q, ql) if loo else calc.get_accuracy(q, ql, gal, gl)
+        ours = retrieval_metrics(q, ql, distance=distance) if loo else retrieval_metrics(q, ql, gal, gl, distance=distance)
+        for a, b in [('precision@1', 'precision_at_1'), ('r_precision', 'r_precision'), ('map@r', 'mean_average_precision_at_r')]:
+            assert ours[a] == pytest.approx(theirs[b], abs=1e-4), (a, ours[a], theirs[b])
+
+def test_live_metrics_on_digits(digits_dls, tmp_path):
+    learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=[accuracy, RecallAtK(1), RecallAtK(5), MapAtR()]).to_arcface()
+    fit_quiet(learn, 2)
+    rec = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
+    assert 0.7 < rec['recall@1'] <= rec['recall@5'] <= 1 and 0.2 < rec['map@r'] <= 1, rec
+    after = learn.retrieval_metrics(topk=(1, 5))
+    assert rec['recall@1'] == pytest.approx(after['cmc@1'], abs=1e-6) and rec['map@r'] == pytest.approx(after['map@r'], abs=1e-6)
+    learn.export(tmp_path/'live.pkl')                     # the metrics pickle, without hooks
+    assert [m.name for m in load_learner(tmp_path/'live.pkl').metrics] == ['accuracy', 'recall@1', 'recall@5', 'map@r']
+    assert all(not m._forward_hooks for m in learn.model.modules())
