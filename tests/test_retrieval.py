@@ -56,10 +56,11 @@ def test_against_brute_force(case):
     ref = _brute(q, ql, q if loo else g, ql if loo else gl, topk, distance, loo)
     ours = retrieval_metrics(*args, topk=topk, distance=distance)
     chunked = retrieval_metrics(*args, topk=topk, distance=distance, chunk_size=chunk)
+    screened = retrieval_metrics(*args, topk=topk, distance=distance, screen=True)    # bf16 screening + exact ranking (cosine)
     assert set(ref) <= set(ours)
     for k, v in ref.items():
         assert ours[k] == pytest.approx(v, abs=1e-9), (k, ours[k], v)
-        assert chunked[k] == ours[k]                       # the chunk size changes nothing
+        assert chunked[k] == ours[k] and screened[k] == ours[k]   # neither the chunk size nor screening changes anything
     if not ref: assert np.isnan(ours['map@r']) and ours['n_lone'] == len(q)
 
 @pytest.mark.parametrize('distance', ['cosine', 'euclidean'])
