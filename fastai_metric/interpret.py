@@ -51,7 +51,7 @@ class MetricInterpretation:
     def _name(self, l): return str(self.vocab[l]) if self.vocab is not None and l < len(self.vocab) else str(int(l))
     def _item(self, i): return self.dl.dataset[int(i)][0]
 
-# %% ../nbs/13_interpret.ipynb #c72ece62
+# %% ../nbs/13_interpret.ipynb #f9457829
 @patch
 def plot_tsne(self:MetricInterpretation, n_max:int=5000, perplexity:float=30, seed:int=42, **kwargs) -> plt.Figure:
     "t-SNE picture of the embeddings (normalised for cosine), coloured by class"
@@ -62,12 +62,13 @@ def plot_tsne(self:MetricInterpretation, n_max:int=5000, perplexity:float=30, se
 def show_neighbors(self:MetricInterpretation,
     n:int=6, # Number of queries (rows)
     k:int=5, # Neighbours shown per query
-    idxs:list=None, # Which queries (default: the first `n`)
+    idxs:list=None, # Which queries (default: `n` spread evenly over the set)
     figsize:tuple=None,
 ) -> plt.Figure:
     "Each query, then its `k` nearest neighbours with their distance; green frame for the same class, red for another"
     if k > self.idxs.shape[1]: raise ValueError(f"k={k} but {self.idxs.shape[1]} neighbours were kept: build with a larger `k`")
-    idxs = list(range(min(n, len(self.embs)))) if idxs is None else [int(i) for i in idxs]
+    N = len(self.embs)
+    idxs = np.linspace(0, N-1, min(n, N)).round().astype(int).tolist() if idxs is None else [int(i) for i in idxs]
     fig,axs = plt.subplots(len(idxs), k+1, figsize=figsize or (1.6*(k+1), 1.8*len(idxs)), squeeze=False)
     for r,q in enumerate(idxs):
         _show_item(self._item(q), axs[r,0], f"query: {self._name(self.lbls[q])}")

@@ -91,3 +91,9 @@ def test_live_metrics_on_digits(digits_dls, tmp_path):
     learn.export(tmp_path/'live.pkl')                     # the metrics pickle, without hooks
     assert [m.name for m in load_learner(tmp_path/'live.pkl').metrics] == ['accuracy', 'recall@1', 'recall@5', 'map@r']
     assert all(not m._forward_hooks for m in learn.model.modules())
+
+def test_faiss_missing_gives_the_pip_line(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'faiss', None)          # as if faiss-cpu were not installed
+    with pytest.raises(ImportError, match='pip install faiss-cpu'):
+        retrieval_metrics(torch.randn(10, 4), torch.arange(10) % 2, backend='faiss')
