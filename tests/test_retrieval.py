@@ -96,4 +96,4 @@ def test_faiss_missing_gives_the_pip_line(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, 'faiss', None)          # as if faiss-cpu were not installed
     with pytest.raises(ImportError, match='pip install faiss-cpu'):
-        retrieval_metrics(torch.randn(10, 4), torch.arange(10) % 2, backend='faiss')
+        retrieval_metrics(torch.randn(10, 4), torch.arange(10) % 2, topk=(1, 5), backend='faiss')
