@@ -13,8 +13,8 @@ from .core import *
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['check_retrieval_set', 'ranked_chunks', 'rank_gallery', 'retrieval_metrics', 'cluster_scores', 'tpr_at_fpr',
-           'identification_rate', 'open_set_scores', 'open_set_auroc', 'plot_roc']
+__all__ = ['check_retrieval_set', 'distinct_rows', 'ranked_chunks', 'rank_gallery', 'retrieval_metrics', 'cluster_scores',
+           'tpr_at_fpr', 'identification_rate', 'open_set_scores', 'open_set_auroc', 'plot_roc']
 
 # %% ../nbs/11_retrieval.ipynb #715532d2
 def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
@@ -33,7 +33,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {what} embeddings but {len(lbls)} labels: they must match one to one")
     return embs, lbls.long()
 
-# %% ../nbs/11_retrieval.ipynb #2676f20f
+# %% ../nbs/11_retrieval.ipynb #2c3539c9
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -68,6 +68,13 @@ def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int,
     eps = 1.25 * (2**-8 + 2**-9 + q.shape[1] * 2**-23)
     v[left + eps >= v[:,-1]] = float('nan')
     return v,i
+
+def distinct_rows(x:Tensor) -> tuple:
+    "`(rows, inverse)`: the distinct rows of `x` and where each row of `x` is among them, or `(x, None)` if all rows differ"
+    h = (x * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0))).sum(1)   # a row hash; copies hash alike
+    if len(h.unique()) == len(h): return x,None                # no two hashes equal: no copies (cheaper than sorting rows)
+    u,inv = x.unique(dim=0, return_inverse=True)
+    return (x,None) if len(u) == len(x) else (u,inv)
 
 def _distance(v:Tensor, distance:str) -> Tensor: return 1 - v if distance == 'cosine' else (-v).clamp_min(0).sqrt()
 
@@ -114,8 +121,7 @@ def ranked_chunks(
         return
     # Score each distinct gallery row once: BLAS kernels may round two columns of one product differently, and copies of an item
     # must tie exactly for the lower index to come first
-    gu,inv = g_embs.unique(dim=0, return_inverse=True)
-    if len(gu) == len(g_embs): gu,inv = g_embs,None
+    gu,inv = distinct_rows(g_embs)
     g_sq = (gu*gu).sum(1) if distance == 'euclidean' else None
     n_cand = k + max(8, k//2)                                 # candidates kept by the screen
     if screen is None: screen = len(gu) >= 4096
