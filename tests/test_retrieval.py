@@ -97,3 +97,14 @@ def test_faiss_missing_gives_the_pip_line(monkeypatch):
     monkeypatch.setitem(sys.modules, 'faiss', None)          # as if faiss-cpu were not installed
     with pytest.raises(ImportError, match='pip install faiss-cpu'):
         retrieval_metrics(torch.randn(10, 4), torch.arange(10) % 2, topk=(1, 5), backend='faiss')
+
+def test_screening_on_a_large_gallery():
+    "bf16 screening with grouped top-k gives exactly the float32 ranking on 20,000 clustered items with copies"
+    g = torch.Generator().manual_seed(0)
+    gal = torch.randn(200, 32, generator=g)[torch.randint(0, 200, (20_000,), generator=g)] + 0.6*torch.randn(20_000, 32, generator=g)
+    gal[5000:5100] = gal[:100]
+    q = torch.cat([gal[:150], torch.randn(150, 32, generator=g)])
+    d1, i1 = rank_gallery(q, gal, 60, screen=False)
+    d2, i2 = rank_gallery(q, gal, 60, screen=True)
+    assert torch.equal(i1, i2)
+    torch.testing.assert_close(d1, d2, atol=1e-5, rtol=0)
