@@ -106,5 +106,9 @@ def test_screening_on_a_large_gallery():
     q = torch.cat([gal[:150], torch.randn(150, 32, generator=g)])
     d1, i1 = rank_gallery(q, gal, 60, screen=False)
     d2, i2 = rank_gallery(q, gal, 60, screen=True)
-    assert torch.equal(i1, i2)
+    assert (i1 == i2).all(1).float().mean() > 0.98            # the same ranking, but for near-ties float32 rounding may order either way
+    qn, gn = F.normalize(q.double(), dim=1), F.normalize(gal.double(), dim=1)
+    true = lambda i: 1 - (qn[:, None] * gn[i]).sum(-1)           # double-precision distances of the items ranked
+    torch.testing.assert_close(true(i1), true(i2), atol=1e-6, rtol=0)   # rank by rank, equally near: only near-ties swapped
+    assert (true(i2)[:, 1:] >= true(i2)[:, :-1] - 1e-6).all()
     torch.testing.assert_close(d1, d2, atol=1e-5, rtol=0)
