@@ -33,7 +33,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {what} embeddings but {len(lbls)} labels: they must match one to one")
     return embs, lbls.long()
 
-# %% ../nbs/11_retrieval.ipynb #5bb2aaed
+# %% ../nbs/11_retrieval.ipynb #458b38d7
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -86,7 +86,7 @@ def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int,
 
 def distinct_rows(x:Tensor) -> tuple:
     "`(rows, inverse)`: the distinct rows of `x` and where each row of `x` is among them, or `(x, None)` if all rows differ"
-    h = (x * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0))).sum(1)   # a row hash; copies hash alike
+    h = (x.double() * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)).sum(1)   # copies hash alike
     if len(h.unique()) == len(h): return x,None                # no two hashes equal: no copies (cheaper than sorting rows)
     u,inv = x.unique(dim=0, return_inverse=True)
     return (x,None) if len(u) == len(x) else (u,inv)
