@@ -27,17 +27,18 @@ def embedding_layer(model:nn.Module) -> nn.Module:
     "The layer whose input is the embedding: the last leaf module of `model`"
     return last_leaf(model)[1]
 
-# %% ../nbs/00_core.ipynb #31b55934
-def check_embs_lbls(embs:Tensor, lbls:Tensor):
-    "Plain tensors `embs` `(B,D)` and integer `lbls` `(B,)`, or a clear error"
+# %% ../nbs/00_core.ipynb #13ed74ef
+def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
+    "Plain tensors `embs` `(B,D)` and integer `lbls` `(B,)`, or a clear error (`what`: which set, for the message)"
+    w = f'{what} ' if what else ''
     if not isinstance(embs, Tensor) or embs.ndim != 2:
-        raise ValueError(f"Embeddings must be a 2-D tensor (batch, features), got {getattr(embs, 'shape', type(embs))}")
-    lbls = torch.as_tensor(lbls, device=embs.device).as_subclass(Tensor)
+        raise ValueError(f"{(w + 'embeddings').capitalize()} must be a 2-D tensor (items, features), got {getattr(embs, 'shape', type(embs))}")
+    lbls = torch.as_tensor(np.asarray(lbls) if isinstance(lbls, (list, np.ndarray)) else lbls, device=embs.device).as_subclass(Tensor)
     if lbls.is_floating_point() or lbls.is_complex():
-        raise TypeError(f"Labels must be integer class indices, got {lbls.dtype}: soft or one-hot targets "
+        raise TypeError(f"The {w}labels must be integer class indices, got {lbls.dtype}: soft or one-hot targets "
                         "(MixUp/CutMix, multi-label) are not supported")
-    if lbls.ndim != 1: raise ValueError(f"Labels must be a 1-D tensor of class indices, got shape {tuple(lbls.shape)}")
-    if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} embeddings but {len(lbls)} labels: they must match one to one")
+    if lbls.ndim != 1: raise ValueError(f"The {w}labels must be a 1-D tensor of class indices, got shape {tuple(lbls.shape)}")
+    if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {w}embeddings but {len(lbls)} labels: they must match one to one")
     return embs.as_subclass(Tensor), lbls.long()
 
 # %% ../nbs/00_core.ipynb #85e8f5eb

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 __all__ = ['check_retrieval_set', 'topk_grouped', 'distinct_rows', 'ranked_chunks', 'rank_gallery', 'retrieval_metrics',
            'cluster_scores', 'tpr_at_fpr', 'identification_rate', 'open_set_scores', 'open_set_auroc', 'plot_roc']
 
-# %% ../nbs/11_retrieval.ipynb #715532d2
+# %% ../nbs/11_retrieval.ipynb #3174438e
 def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     "Float32 CPU `embs` `(N,D)` and int64 `lbls` `(N,)` (or `None`), or a clear error"
     embs = torch.as_tensor(embs).as_subclass(Tensor) if not isinstance(embs, Tensor) else embs.as_subclass(Tensor)
@@ -26,12 +26,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     if not torch.isfinite(embs).all():
         raise ValueError(f"The {what} embeddings contain {int((~torch.isfinite(embs)).sum())} NaN or inf values: the model diverged or "
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
-    if lbls is None: return embs, None
-    lbls = torch.as_tensor(np.asarray(lbls) if not isinstance(lbls, Tensor) else lbls).as_subclass(Tensor).cpu()
-    if lbls.is_floating_point() or lbls.is_complex() or lbls.ndim != 1:
-        raise TypeError(f"The {what} labels must be a 1-D tensor of integer class indices, got dtype {lbls.dtype}, shape {tuple(lbls.shape)}")
-    if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {what} embeddings but {len(lbls)} labels: they must match one to one")
-    return embs, lbls.long()
+    return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
 # %% ../nbs/11_retrieval.ipynb #458b38d7
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
