@@ -13,11 +13,14 @@ from .retrieval import *
 # %% auto #0
 __all__ = ['RetrievalMetric', 'RecallAtK', 'PrecisionAtK', 'MapAtR']
 
-# %% ../nbs/12_live.ipynb #cb20c25e
+# %% ../nbs/12_live.ipynb #959e69a9
 class RetrievalMetric(Metric):
     "Collect the embeddings and labels of an epoch's validation; its value is `retrieval_metrics(...)[key]`, leave-one-out"
     needs_class_scores = False
-    def __init__(self, key:str, distance:str='cosine', topk:tuple=(1,)): store_attr(); self.hook = None; self.reset()
+    def __init__(self, key:str, distance:str='cosine', topk:tuple=(1,)):
+        if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
+        if min(topk) < 1: raise ValueError(f"k={min(topk)}: the number of neighbours must be at least 1")
+        store_attr(); self.hook = None; self.reset()
     def reset(self): self.embs,self.lbls,self._value = [],[],None
 
     def accumulate(self, learn):

@@ -32,7 +32,11 @@ class LossPart(Metric):
     @property
     def name(self): return f'{self.part}_loss'
 
-# %% ../nbs/10_mix.ipynb #d1a954fd
+# %% ../nbs/10_mix.ipynb #f669151e
+def _check_on(on):
+    if on not in ('embedding', 'logits'): raise ValueError(f"on={on!r}: use 'embedding' or 'logits'")
+    return on
+
 class EmbeddingLoss(Callback):
     "Add `weight` × `loss(embs, lbls)` on the batch's embeddings (or logits) to the learner's loss; keep the parts in `learn.loss_parts`"
     order = LabelCatcher.order + 1
@@ -42,8 +46,7 @@ class EmbeddingLoss(Callback):
         part:str='extra', # Name of the part (`LossPart(part)` shows it as `{part}_loss`)
         on:str='embedding', # 'embedding' (input of the model's last layer) or 'logits' (the model's output)
     ):
-        if on not in ('embedding', 'logits'): raise ValueError(f"on={on!r}: use 'embedding' or 'logits'")
-        store_attr(); self.hook = None
+        store_attr('loss,weight,part'); self.on,self.hook = _check_on(on),None
 
     def before_fit(self):
         register_loss(self.learn, self.part, self.loss)
@@ -64,7 +67,7 @@ class EmbeddingLoss(Callback):
         if self.hook is not None: self.hook.remove()
         self.hook,self.learn.loss_parts = None,{}
 
-# %% ../nbs/10_mix.ipynb #7b0c4d7a
+# %% ../nbs/10_mix.ipynb #97f24425
 class WrapCenterLoss(EmbeddingLoss):
     "The learner's loss plus `weight_cent` × `CenterLoss` on the embeddings (or the logits)"
     def __init__(self,
@@ -73,9 +76,8 @@ class WrapCenterLoss(EmbeddingLoss):
         on:str='embedding', # 'embedding' or 'logits'
     ):
         check_single_label(learn, 'Center loss')
-        if on not in ('embedding', 'logits'): raise ValueError(f"on={on!r}: use 'embedding' or 'logits'")
         n_cls = get_c(learn.dls)
-        n_feats = n_cls if on == 'logits' else classifier_layer(get_model(learn.model))[1].in_features
+        n_feats = n_cls if _check_on(on) == 'logits' else classifier_layer(get_model(learn.model))[1].in_features
         super().__init__(CenterLoss(n_cls, n_feats), weight_cent, 'center', on)
         register_loss(learn, 'center', self.loss)
 

@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt
 __all__ = ['check_retrieval_set', 'topk_grouped', 'distinct_rows', 'ranked_chunks', 'rank_gallery', 'retrieval_metrics',
            'cluster_scores', 'tpr_at_fpr', 'identification_rate', 'open_set_scores', 'open_set_auroc', 'plot_roc']
 
-# %% ../nbs/11_retrieval.ipynb #3174438e
+# %% ../nbs/11_retrieval.ipynb #93def3a3
 def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     "Float32 CPU `embs` `(N,D)` and int64 `lbls` `(N,)` (or `None`), or a clear error"
-    embs = torch.as_tensor(embs).as_subclass(Tensor) if not isinstance(embs, Tensor) else embs.as_subclass(Tensor)
+    embs = torch.as_tensor(embs).as_subclass(Tensor)
     if embs.ndim != 2: raise ValueError(f"The {what} embeddings must be a 2-D (items, features) tensor, got shape {tuple(embs.shape)}")
     if not len(embs): raise ValueError(f"The {what} set is empty: pass at least one embedding")
     embs = embs.detach().float().cpu()
@@ -28,20 +28,29 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #458b38d7
+# %% ../nbs/11_retrieval.ipynb #bd831f93
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
     return s if distance == 'cosine' else 2*s - (q*q).sum(1, keepdim=True) - g_sq[None]
+
+def _by_score_then_index(v:Tensor, i:Tensor) -> tuple:
+    "Sort each row of scores `v` (and indices `i`) by score, descending, equal scores by lower index"
+    i,o = i.sort(dim=1); v = v.gather(1, o)                        # index order, kept for ties by the stable sort by score
+    v,o = v.sort(dim=1, descending=True, stable=True)
+    return v,i.gather(1, o)
+
+def _mask_self(s:Tensor, rows:Tensor) -> Tensor:
+    "Leave-one-out: score `-inf` for each query's own column (`rows`: the queries' indices in the gallery)"
+    s[torch.arange(len(s)), rows] = -float('inf')
+    return s
 
 def _topk_stable(s:Tensor, k:int) -> tuple:
     "Top `k` scores of each row of `s` and their indices, equal scores ordered by lower index"
     extra = int(k < s.shape[1])
     v,i = s.topk(k + extra, dim=1)                                 # one more, to see whether the k-th score is shared beyond k
     bad = (v[:,k-1] == v[:,k]).nonzero().flatten() if extra and k else torch.zeros(0, dtype=torch.long)
-    v,i = v[:,:k],i[:,:k]
-    i,o = i.sort(dim=1); v = v.gather(1, o)                        # index order, then a stable sort by score keeps it for ties
-    v,o = v.sort(dim=1, descending=True, stable=True); i = i.gather(1, o)
+    v,i = _by_score_then_index(v[:,:k], i[:,:k])
     if len(bad):                                                   # rare: rank those rows by a stable sort of the whole row
         vb,ib = s[bad].sort(dim=1, descending=True, stable=True)
         v[bad],i[bad] = vb[:,:k],ib[:,:k]
@@ -66,12 +75,11 @@ def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int,
     "Exact top `k` cosine scores of unit `q` against unit `g`, screened by bfloat16 scores (`gb`: `g`'s distinct rows, transposed); NaN rows where unsure"
     sb = q.bfloat16() @ gb                                    # about 4x faster than float32 on CPUs with bf16 dot products
     if inv is not None: sb = sb[:,inv]
-    if self_idx is not None: sb[torch.arange(len(sb)), self_idx] = -float('inf')
+    if self_idx is not None: sb = _mask_self(sb, self_idx)
     vb,cand = topk_grouped(sb, n_cand + 1)
     cand,left = cand[:,:n_cand],vb[:,n_cand].float()          # the best screened score left out
     ex = (g[cand] * q[:,None]).sum(-1)                       # exact float32 scores of the candidates (copies score alike)
-    cand,o = cand.sort(dim=1); ex = ex.gather(1, o)           # (score, lower index) order
-    ex,o = ex.sort(dim=1, descending=True, stable=True); cand = cand.gather(1, o)
+    ex,cand = _by_score_then_index(ex, cand)
     v,i = ex[:,:k],cand[:,:k]
     # |bf16 score - exact| <= 2^-8 (inputs) + 2^-9 (output) + D 2^-23 (float32 sums) for unit vectors: items left out score at most
     # `left + eps`, so the top k is exact (ties included) where that is below the k-th exact score
@@ -140,8 +148,7 @@ def ranked_chunks(
     def exact(q, s):
         sc = _scores(q, gu, distance, g_sq)
         if inv is not None: sc = sc[:,inv]
-        if exclude_self: sc[torch.arange(len(sc)), s] = -float('inf')
-        return _topk_stable(sc, k)
+        return _topk_stable(_mask_self(sc, s) if exclude_self else sc, k)
     for s in range(0, len(q_embs), cs):
         q = q_embs[s:s+cs]
         rows = torch.arange(s, s+len(q))
@@ -224,7 +231,7 @@ def cluster_scores(embs:Tensor, lbls:Tensor, distance:str='cosine', seed:int=0) 
     pred = KMeans(n, n_init=3, random_state=seed).fit_predict(x)
     return {'nmi': float(normalized_mutual_info_score(lbls.numpy(), pred)), 'ami': float(adjusted_mutual_info_score(lbls.numpy(), pred))}
 
-# %% ../nbs/11_retrieval.ipynb #1baea8e3
+# %% ../nbs/11_retrieval.ipynb #94853ace
 def tpr_at_fpr(
     pos_sims, # Similarities of positive (same-class) pairs
     neg_sims, # Similarities of negative pairs
@@ -234,6 +241,7 @@ def tpr_at_fpr(
     pos,neg = (np.asarray(torch.as_tensor(x).detach().float().cpu()).ravel() for x in (pos_sims, neg_sims))
     if not len(pos) or not len(neg): raise ValueError(f"tpr_at_fpr needs positive and negative pairs, got {len(pos)} and {len(neg)}")
     if not (np.isfinite(pos).all() and np.isfinite(neg).all()): raise ValueError("The similarities contain NaN or inf: check the embeddings")
+    if any(not 0 <= r <= 1 for r in tuplify(fpr)): raise ValueError(f"fpr={fpr}: false-positive rates lie in [0, 1], e.g. 0.01")
     f,t,_ = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg], drop_intermediate=False)
     rates = {float(r): float(t[f <= r].max()) for r in tuplify(fpr)}
     return rates[float(fpr)] if not is_listy(fpr) else rates
