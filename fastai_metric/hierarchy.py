@@ -32,7 +32,7 @@ def tree_levels(
         level[torch.as_tensor(g[:,None] == g[None])] = l
     return level.fill_diagonal_(0)
 
-# %% ../nbs/09_hierarchy.ipynb #21e86934
+# %% ../nbs/09_hierarchy.ipynb #9e9ed12f
 class HierarchicalTripletLoss(TripletLossWithMiner):
     "Triplet loss whose margin grows with the level at which the anchor's and the negative's classes merge in a class tree"
     def __init__(self,
@@ -45,6 +45,7 @@ class HierarchicalTripletLoss(TripletLossWithMiner):
         normalize:bool=True, # L2-normalise the embeddings
         reduction:str='mean',
     ):
+        if n_levels < 1 or refresh_every < 1: raise ValueError(f"n_levels={n_levels}, refresh_every={refresh_every}: both must be at least 1")
         super().__init__(beta, ifnone(miner, AllTripletsMiner()), normalize, reduction)
         store_attr('n_classes,beta,refresh_every')
         self.given = tree is not None
