@@ -28,17 +28,18 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #bd831f93
+# %% ../nbs/11_retrieval.ipynb #e598bb64
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
     return s if distance == 'cosine' else 2*s - (q*q).sum(1, keepdim=True) - g_sq[None]
 
 def _by_score_then_index(v:Tensor, i:Tensor) -> tuple:
-    "Sort each row of scores `v` (and indices `i`) by score, descending, equal scores by lower index"
-    i,o = i.sort(dim=1); v = v.gather(1, o)                        # index order, kept for ties by the stable sort by score
-    v,o = v.sort(dim=1, descending=True, stable=True)
-    return v,i.gather(1, o)
+    "Sort each row of float32 scores `v` (and indices `i`) by score, descending, equal scores by lower index"
+    b = (v + 0.).view(torch.int32)                                 # + 0. makes -0. into 0.: equal scores get equal bits
+    b = b ^ ((b >> 31) & 0x7FFFFFFF)                              # integers in the order of the floats
+    o = ((b.long() << 32) - i).argsort(dim=1, descending=True)     # one sort of distinct keys: score, then lower index
+    return v.gather(1, o),i.gather(1, o)
 
 def _mask_self(s:Tensor, rows:Tensor) -> Tensor:
     "Leave-one-out: score `-inf` for each query's own column (`rows`: the queries' indices in the gallery)"
@@ -56,19 +57,32 @@ def _topk_stable(s:Tensor, k:int) -> tuple:
         v[bad],i[bad] = vb[:,:k],ib[:,:k]
     return v,i
 
-def topk_grouped(s:Tensor, k:int, n_groups:int=2048, extra:int=16) -> tuple:
-    "`s.topk(k, dim=1)` (the same values; any order among equal ones) through the maxima of `n_groups` strided groups of columns"
-    G = s.shape[1]; nb = G // n_groups
-    if nb < 4 or k + extra >= n_groups: return s.topk(k, dim=1)
-    main = nb * n_groups
-    m,j = s[:,:main].view(len(s), nb, n_groups).amax(dim=1).topk(k + extra + 1, dim=1)   # group j holds columns j, j+n_groups, ...
-    idx = (j[:,:-1,None] + n_groups*torch.arange(nb)).flatten(1)
-    if main < G: idx = torch.cat([idx, torch.arange(main, G).expand(len(s), -1)], 1)
-    v,o = s.gather(1, idx).topk(k, dim=1)
-    i = idx.gather(1, o)
-    # exact where a group left out peaks below the k-th group maximum: the k best groups then hold k items above all it holds
-    bad = (m[:,-1] >= m[:,k-1]).nonzero().flatten()
-    if len(bad): v[bad],i[bad] = s[bad].topk(k, dim=1)
+def topk_grouped(s:Tensor, k:int, width:int=6) -> tuple:
+    "The `k` largest values of each row of `s` (in no order; any of equal ones) and their columns, through maxima of groups of `width` columns"
+    n,G = s.shape; ng = G // width
+    if ng <= k: return s.topk(k, dim=1, sorted=False)
+    main = ng * width
+    s3 = s[:,:main].view(n, width, ng)                             # group c: columns c, c+ng, c+2ng, ...
+    # the k-th largest value is at least the k-th largest group maximum, which no group left out exceeds: the k groups with the
+    # largest maxima (found the same way) hold the k largest values
+    _,j = topk_grouped(s3.amax(dim=1), k, width)
+    v = s3.gather(2, j[:,None].expand(n, width, k)).flatten(1)     # position b*k + c: column b*ng + j[c]
+    if main < G: v = torch.cat([v, s[:,main:]], 1)                  # the last G % width columns, as they are
+    v,o = v.topk(k, dim=1, sorted=False)
+    i = torch.where(o < width*k, (o // k)*ng + j.gather(1, o % k), o - width*k + main)
+    return v,i
+
+def _rescored(q:Tensor, g:Tensor, sb:Tensor, k:int, n_cand:int) -> tuple:
+    "Exact top `k` cosine scores of unit `q` against unit `g` among the `n_cand` best of the bfloat16 scores `sb`; NaN rows where unsure"
+    vb,cand = topk_grouped(sb, n_cand)
+    left = vb.amin(dim=1).float()                             # no item left out has a higher screened score
+    ex = (g.index_select(0, cand.flatten()).view(*cand.shape, -1) * q[:,None]).sum(-1)   # exact float32 scores (copies score alike)
+    ex,cand = _by_score_then_index(ex, cand)
+    v,i = ex[:,:k],cand[:,:k]
+    # |bf16 score - exact| <= 2^-8 (inputs) + 2^-9 (output) + D 2^-23 (float32 sums) for unit vectors: items left out score at most
+    # `left + eps`, so the top k is exact (ties included) where that is below the k-th exact score
+    eps = 1.25 * (2**-8 + 2**-9 + q.shape[1] * 2**-23)
+    v[left + eps >= v[:,-1]] = float('nan')
     return v,i
 
 def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int, n_cand:int) -> tuple:
@@ -76,15 +90,9 @@ def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int,
     sb = q.bfloat16() @ gb                                    # about 4x faster than float32 on CPUs with bf16 dot products
     if inv is not None: sb = sb[:,inv]
     if self_idx is not None: sb = _mask_self(sb, self_idx)
-    vb,cand = topk_grouped(sb, n_cand + 1)
-    cand,left = cand[:,:n_cand],vb[:,n_cand].float()          # the best screened score left out
-    ex = (g[cand] * q[:,None]).sum(-1)                       # exact float32 scores of the candidates (copies score alike)
-    ex,cand = _by_score_then_index(ex, cand)
-    v,i = ex[:,:k],cand[:,:k]
-    # |bf16 score - exact| <= 2^-8 (inputs) + 2^-9 (output) + D 2^-23 (float32 sums) for unit vectors: items left out score at most
-    # `left + eps`, so the top k is exact (ties included) where that is below the k-th exact score
-    eps = 1.25 * (2**-8 + 2**-9 + q.shape[1] * 2**-23)
-    v[left + eps >= v[:,-1]] = float('nan')
+    v,i = _rescored(q, g, sb, k, n_cand)
+    bad = v[:,0].isnan().nonzero().flatten()
+    if len(bad) and 4*n_cand < sb.shape[1]: v[bad],i[bad] = _rescored(q[bad], g, sb[bad], k, 4*n_cand)   # unsure rows: more candidates
     return v,i
 
 def distinct_rows(x:Tensor) -> tuple:
@@ -141,7 +149,7 @@ def ranked_chunks(
     # must tie exactly for the lower index to come first
     gu,inv = distinct_rows(g_embs)
     g_sq = (gu*gu).sum(1) if distance == 'euclidean' else None
-    n_cand = k + max(8, k//2)                                 # candidates kept by the screen
+    n_cand = k + max(8, k//4)                                 # candidates kept by the screen
     if screen is None: screen = len(gu) >= 4096
     screen = screen and distance == 'cosine' and n_cand < n_g
     gb = gu.bfloat16().T.contiguous() if screen else None
