@@ -46,7 +46,7 @@ def tsne_2d(
     perplexity = min(perplexity, max((len(x)-1)/3, 1))
     return np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=n_jobs, n_iter=n_iter, **kwargs).fit(x))
 
-# %% ../nbs/02_tsne.ipynb #d4881ea5
+# %% ../nbs/02_tsne.ipynb #4d1d2fe8
 def plot_2d(
     xy:np.ndarray, # `(N,2)` coordinates
     lbls:Tensor=None, # Class indices, or `None` for one colour
@@ -54,9 +54,11 @@ def plot_2d(
     title:str=None,
     figsize:tuple=(8,8),
     s:float=6, # Marker size
+    ax:plt.Axes=None, # Draw into these axes (e.g. one panel of a grid) instead of a new figure
+    legend:bool=True, # Show the legend of the classes
 ) -> plt.Figure:
     "Scatter plot of `xy` coloured by class, with a legend of the `vocab` names"
-    fig,ax = plt.subplots(figsize=figsize)
+    fig,ax = plt.subplots(figsize=figsize) if ax is None else (ax.figure, ax)
     if lbls is None: ax.scatter(xy[:,0], xy[:,1], s=s)
     else:
         lbls = np.asarray(lbls); classes = np.unique(lbls)
@@ -64,10 +66,10 @@ def plot_2d(
         for i,c in enumerate(classes):
             name = vocab[c] if vocab is not None and c < len(vocab) else c
             ax.scatter(xy[lbls==c,0], xy[lbls==c,1], s=s, color=cmap(i/max(len(classes)-1,1) if len(classes) > 20 else i), label=str(name))
-        if len(classes) <= 30: ax.legend(markerscale=12/max(s,1)**0.5, fontsize='small', loc='best', title='class')
+        if legend and len(classes) <= 30: ax.legend(markerscale=12/max(s,1)**0.5, fontsize='small', loc='best', title='class')
     ax.set_xticks([]); ax.set_yticks([])
     if title: ax.set_title(title)
-    fig.tight_layout()
+    if len(fig.axes) == 1: fig.tight_layout()
     return fig
 
 # %% ../nbs/02_tsne.ipynb #da31c007
