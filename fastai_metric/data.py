@@ -52,7 +52,7 @@ def digits_arrays(
     imgs,y,tr,va = _digits(sz, valid_pct, seed)
     return imgs[tr],y[tr],imgs[va],y[va]
 
-# %% ../nbs/03_data.ipynb #e510095c
+# %% ../nbs/03_data.ipynb #ad991e21
 FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
 FASHION_MNIST_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
@@ -65,7 +65,7 @@ def read_idx(fn:Path|str) -> np.ndarray:
     nd = data[3]
     shape = struct.unpack(f'>{nd}I', data[4:4+4*nd])
     if len(data) - 4 - 4*nd != np.prod(shape): raise ValueError(f"{fn} is truncated: expected {int(np.prod(shape))} values of shape {shape}")
-    return np.frombuffer(data, np.uint8, offset=4+4*nd).reshape(shape)
+    return np.frombuffer(data, np.uint8, offset=4+4*nd).reshape(shape).copy()   # writable, as torch wants
 
 def _idx_file(path:Path, stem:str):
     return next((f for f in (path/stem, path/f'{stem}.gz') if f.exists()), None)

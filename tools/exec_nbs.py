@@ -1,6 +1,6 @@
-"""Execute notebooks in place and keep tidy outputs: `python tools/exec_nbs.py nbs/*.ipynb`.
+"""Execute notebooks in place and keep tidy outputs: `python tools/exec_nbs.py [--slow] nbs/*.ipynb`.
 
-Cells flagged `slow`/`cuda`/`notest` are skipped (as in CI). Console progress bars (carriage-return redraws) are collapsed to their final
+Cells flagged `slow`/`cuda`/`notest` are skipped (as in CI); with `--slow` the `slow` cells run too, so their outputs are kept. Console progress bars (carriage-return redraws) are collapsed to their final
 line, so saved outputs keep fastai's results table but not hundreds of redraws; the import-time `torch.jit` deprecation warning is dropped."""
 import json, re, sys, time
 from pathlib import Path
@@ -32,10 +32,12 @@ def tidy(fn):
 
 if __name__ == '__main__':
     ok_all = True
-    for fn in sys.argv[1:]:
+    args = sys.argv[1:]
+    skip = ['notest', 'cuda'] + ([] if '--slow' in args else ['slow'])
+    for fn in [a for a in args if a != '--slow']:
         fn = str(Path(fn).absolute())
         t = time.time()
-        ok, _ = run_nb(fn, skip_flags=['notest', 'slow', 'cuda'], save=True)
+        ok, _ = run_nb(fn, skip_flags=skip, save=True)
         if ok: tidy(fn)
         ok_all &= ok
         print(fn, 'OK' if ok else 'FAILED', f'{time.time()-t:.1f}s', flush=True)

