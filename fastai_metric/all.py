@@ -12,3 +12,5 @@ from .mix import *
 from .retrieval import *
 from .live import *
 from .interpret import *
+from .scale import *
+from .compare import *

@@ -19,7 +19,7 @@ def dataset_labels(ds, n_inp:int=1) -> np.ndarray:
     lbls = np.array([int(get(i)) for i in range(len(ds))], dtype=np.int64)
     return lbls
 
-# %% ../nbs/07_batches.ipynb #aeb78d9e
+# %% ../nbs/07_batches.ipynb #946d1392
 class PKSampler:
     "Indices of `n_batches` batches, each `n_classes` distinct classes × `n_instances` items, drawn anew each epoch"
     def __init__(self, lbls:np.ndarray, n_classes:int, n_instances:int, n_batches:int, seed:int=None):
@@ -36,9 +36,10 @@ class PKSampler:
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, *args) -> list:
-        "One epoch of indices, batch after batch"
+        "One epoch of indices, batch after batch (under DDP, a multiple of the world size of batches, so each process gets whole ones)"
+        ws = max(num_distrib(), 1)
         out = []
-        for _ in range(self.n_batches):
+        for _ in range(max(ws, self.n_batches // ws * ws)):
             for c in self.rng.choice(len(self.members), self.n_classes, replace=False):
                 out.append(self.rng.choice(self.members[c], self.n_instances, replace=bool(self.small[c])))
         return np.concatenate(out).tolist() if out else []

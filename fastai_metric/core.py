@@ -15,7 +15,8 @@ from sklearn.neighbors import KNeighborsClassifier
 # %% auto #0
 __all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'MetricHead', 'classifier_layer', 'replace_module',
            'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel', 'body_feature_model',
-           'embedding_model', 'check_single_label', 'EmbeddingCatcher', 'no_aug', 'get_embeddings', 'knn_accuracy']
+           'embedding_model', 'check_single_label', 'EmbeddingCatcher', 'no_aug', 'distributed_order', 'get_embeddings',
+           'knn_accuracy']
 
 # %% ../nbs/00_core.ipynb #c213957d
 def last_leaf(model:nn.Module):
@@ -156,11 +157,13 @@ def check_single_label(learn:Learner, what:str='A margin head'):
                          f"but this looks like a {kind} learner (a batch of targets of type {type(y).__name__}, dtype {t.dtype}, shape {tuple(t.shape)}). "
                          "Use a `CategoryBlock` target and `CrossEntropyLossFlat`.")
 
-# %% ../nbs/00_core.ipynb #8d4cc0eb
+# %% ../nbs/00_core.ipynb #9a19c4be
 class EmbeddingCatcher(Callback):
     "Make `learn.get_preds` return `(embeddings, *targets)` from `hook`, and skip the loss"
-    def __init__(self, hook:Hook): self.hook = hook
+    def __init__(self, hook:Hook): self.hook,self.gathered = hook,None
     def after_pred(self):
+        dl = self.learn.dl                                     # fastai's DistributedDL inside `distrib_ctx`: gathered batch by batch
+        self.gathered = (dl.world_size, dl.bs) if type(dl).__name__ == 'DistributedDL' and dl.world_size > 1 else None
         self.learn.pred = (self.hook.stored, *self.yb)
         self.learn.yb = ()
 
@@ -183,7 +186,33 @@ def _embed_dl(learn, ds_idx, dl):
                                 "(e.g. `learn.dls.test_dl(items)` with a non-empty `items`)")
     return dl
 
-# %% ../nbs/00_core.ipynb #337d83e6
+# %% ../nbs/00_core.ipynb #bad50eb1
+def distributed_order(n:int, world_size:int, bs:int) -> np.ndarray:
+    "Dataset index of each item, in the order fastai's `DistributedDL` gathers `n` unshuffled items: batch by batch, rank by rank"
+    m = -(-n // world_size)                                    # items per process, the last padded with repeats
+    pos = np.arange(world_size * m).reshape(world_size, m)     # process r reads positions r*m ... (r+1)*m - 1
+    out = np.concatenate([pos[r, b:b+bs] for b in range(0, m, bs) for r in range(world_size)])
+    return out[out < n]                                        # positions past n are the padding, which fastai drops
+
+@contextmanager
+def _local_preds(learn):
+    "Outside `distrib_ctx` but under torchrun, fastai's `to_detach` would all_gather each process's (whole) results: don't"
+    if num_distrib() <= 1 or any(type(c).__name__ == 'DistributedTrainer' for c in learn.cbs): yield; return
+    learn.to_detach = lambda b, cpu=True, gather=True: to_detach(b, cpu, gather=False)
+    try: yield
+    finally: del learn.to_detach
+
+def _dataset_order(gathered, n, *ts):
+    "Put tensors of `n` items gathered by fastai's distributed `get_preds` (`gathered`: world size and batch size) back in dataset order"
+    if gathered is None: return ts
+    order = torch.from_numpy(distributed_order(n, *gathered))
+    def put(t):
+        if t is None or len(t) != len(order): return t
+        out = torch.empty_like(t); out[order] = t
+        return out
+    return tuple(put(t) for t in ts)
+
+# %% ../nbs/00_core.ipynb #127161b5
 def get_embeddings(
     learn:Learner, # A (trained) learner
     ds_idx:int=1, # Index of `learn.dls` to embed (0 train, 1 valid), with validation transforms
@@ -195,13 +224,14 @@ def get_embeddings(
     model = get_model(learn.model)
     was_training = model.training
     try:
-        with hook_embedding(model) as h, no_aug(getattr(dl, 'dataset', None)):
-            res = learn.get_preds(dl=dl, act=noop, cbs=EmbeddingCatcher(h))[0]
+        with hook_embedding(model) as h, no_aug(getattr(dl, 'dataset', None)), _local_preds(learn):
+            catcher = EmbeddingCatcher(h)
+            res = learn.get_preds(dl=dl, act=noop, cbs=catcher)[0]
     finally: model.train(was_training)
     embs,lbls = (res[0], res[1]) if isinstance(res, (tuple,list)) else (res, None)
-    embs = _as_plain(embs).float()
+    embs,lbls = _dataset_order(catcher.gathered, len(dl.dataset), _as_plain(embs).float(), _as_plain(lbls))
     if embs.ndim != 2: embs = embs.flatten(1)
-    return (F.normalize(embs, dim=1) if normalize else embs), _as_plain(lbls)
+    return (F.normalize(embs, dim=1) if normalize else embs),lbls
 
 # %% ../nbs/00_core.ipynb #a410d248
 def knn_accuracy(

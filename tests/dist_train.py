@@ -1,0 +1,37 @@
+"""A 2-process CPU (gloo) training run through fastai's `distrib_ctx`, launched by tests/test_scale.py:
+`python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_train.py OUT.json`.
+Rank 0 writes, for each conversion, the losses, the largest difference between the embeddings gathered across processes and
+one process's own, and the live recall@1 against the value computed from one process's embeddings."""
+import json, sys, warnings
+warnings.filterwarnings('ignore')
+import numpy as np, torch
+import torch.distributed as dist
+from fastai.vision.all import *
+from fastai_metric.all import *
+
+CONVERSIONS = {'arcface': lambda l: l.to_arcface(),
+               'triplet_gather': lambda l: l.to_triplet(n_classes=4, n_instances=8, gather=True, seed=0),
+               'center_loss': lambda l: l.to_center_loss()}
+
+def run(name, data):
+    xtr, ytr, xva, yva = data
+    dls = array_dls(xtr, ytr, xva, yva, bs=32, device='cpu')
+    set_seed(0, reproducible=True)
+    learn = CONVERSIONS[name](vision_learner(dls, resnet18, pretrained=False, metrics=[RecallAtK(1)]))
+    with learn.no_bar(), learn.distrib_ctx():
+        learn.fit(1, 1e-3)
+        vals = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))   # read before get_preds resets it
+        gathered, gl = get_embeddings(learn)                    # inside the context: each process embeds its part, then all_gather
+    alone, al = get_embeddings(learn)                           # one process, the whole validation set
+    single = retrieval_metrics(alone, al, topk=(1,))['cmc@1']
+    return dict(values=[float(v) for v in vals.values()], n=len(gathered), emb_diff=float((gathered - alone).abs().max()),
+                lbl_equal=bool((gl == al).all()), live_recall=float(vals['recall@1']), single_recall=float(single),
+                world=dist.get_world_size() if dist.is_initialized() else 1)
+
+if __name__ == '__main__':
+    torch.set_num_threads(1)
+    xtr, ytr, xva, yva = digits_arrays(sz=28)
+    data = (xtr[:512], ytr[:512], xva[:150], yva[:150])
+    res = {name: run(name, data) for name in CONVERSIONS}
+    if not int(os.environ.get('RANK', 0)): Path(sys.argv[1]).write_text(json.dumps(res))
+    if dist.is_initialized(): dist.destroy_process_group()

@@ -1,0 +1,72 @@
+"Distributed training on CPU (gloo) through distrib_ctx, cross-process mining against one process, bfloat16 on the CPU."
+import json, os, subprocess, sys, tempfile
+from pathlib import Path
+import numpy as np, pytest, torch
+import torch.distributed as dist
+from fastai.vision.all import *
+from fastai_metric.all import *
+from fastai_metric.scale import _run_two
+from fastai_metric.compare import METHODS
+
+pytest.importorskip('accelerate')
+
+def _losses():
+    return {'hard': TripletLossWithMiner(0.2, HardTripletsMiner()), 'all': TripletLossWithMiner(0.2, AllTripletsMiner()),
+            'semihard': TripletLossWithMiner(0.2, get_miner('semihard')), 'cluster': TripletLossWithMiner(0.2, get_miner('cluster')),
+            'metric_loss': MetricLoss(TripletLossWithMiner(0.1, AllTripletsMiner()), gather=True)}
+
+def _global_batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(32, 8, generator=g), torch.arange(8).repeat_interleave(4)[torch.randperm(32, generator=g)]
+
+def _worker(rank, out):
+    embs, lbls = _global_batch()
+    part = slice(16*rank, 16*(rank+1))
+    res = {}
+    for name, loss in _losses().items():
+        if hasattr(loss, 'gather'): loss.gather = True
+        e = embs[part].clone().requires_grad_()
+        l = loss(e, lbls[part])
+        l.backward()
+        res[name] = (l.detach(), e.grad)
+    torch.save(res, Path(out)/f'{rank}.pt')
+
+def test_gathered_loss_equals_one_process():
+    "Two gloo processes, each half of a global batch: the loss equals one process's on the whole batch; after DDP's average, so do the gradients"
+    embs, lbls = _global_batch()
+    with tempfile.TemporaryDirectory() as d:
+        _run_two(_worker, d)
+        parts = [torch.load(Path(d)/f'{r}.pt') for r in range(2)]
+    for name, loss in _losses().items():
+        e = embs.clone().requires_grad_()
+        l = loss(e, lbls); l.backward()
+        for r in range(2):
+            torch.testing.assert_close(parts[r][name][0], l.detach(), msg=name)          # the value of the global batch on each process
+            torch.testing.assert_close(parts[r][name][1] / 2, e.grad[16*r:16*(r+1)], msg=name)   # DDP averages over 2 processes
+        assert l > 0 and e.grad.abs().sum() > 0, name
+
+def test_distrib_ctx_trains_on_two_cpu_processes():
+    "to_arcface, to_triplet(gather=True), to_center_loss under `distrib_ctx` with torchrun on 2 CPU processes (gloo)"
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)/'res.json'
+        r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                            str(Path(__file__).parent/'dist_train.py'), str(out)], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        res = json.loads(out.read_text())
+    for name, v in res.items():
+        assert v['world'] == 2, name
+        assert np.isfinite(v['values']).all(), (name, v)
+        assert v['n'] == 150 and v['lbl_equal'], (name, v)                   # gathered: every validation item once, in order
+        assert v['emb_diff'] < 1e-4, (name, v)                                 # equal to one process's embeddings
+        assert abs(v['live_recall'] - v['single_recall']) < 1e-6, (name, v)    # the live metric gathered across processes
+
+@pytest.mark.parametrize('method', list(METHODS))
+def test_bf16_on_cpu_every_method(method):
+    "Every method trains under bfloat16 autocast on the CPU: finite losses and embeddings"
+    xtr, ytr, xva, yva = digits_arrays(sz=28)
+    dls = array_dls(xtr[:128], ytr[:128], xva[:64], yva[:64], bs=32, device='cpu')
+    set_seed(0, reproducible=True)
+    learn = METHODS[method](vision_learner(dls, resnet18, pretrained=False)).to_bf16()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    assert np.isfinite(learn.recorder.values[-1]).all(), learn.recorder.values
+    assert torch.isfinite(get_embeddings(learn)[0]).all()
