@@ -167,7 +167,7 @@ class EmbeddingCatcher(Callback):
         self.learn.pred = (self.hook.stored, *self.yb)
         self.learn.yb = ()
 
-# %% ../nbs/00_core.ipynb #91c5bf18
+# %% ../nbs/00_core.ipynb #eb1f46e7
 @contextmanager
 def no_aug(ds):
     "Use the validation transforms of the fastai `Datasets` `ds` inside the context"
@@ -180,7 +180,7 @@ def _embed_dl(learn, ds_idx, dl):
     if dl is None:
         if not 0 <= ds_idx < len(learn.dls.loaders):
             raise ValueError(f"ds_idx={ds_idx} but the learner has {len(learn.dls.loaders)} DataLoaders: use 0 (train) or 1 (valid), or pass `dl`")
-        dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False)
+        dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)   # every item once, in order (not P×K draws)
     n = len(dl.dataset) if hasattr(dl, 'dataset') else len(dl)
     if n == 0: raise ValueError("The DataLoader is empty: pass a DataLoader with at least one item "
                                 "(e.g. `learn.dls.test_dl(items)` with a non-empty `items`)")

@@ -13,7 +13,7 @@ from .core import *
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['check_retrieval_set', 'topk_grouped', 'distinct_rows', 'ranked_chunks', 'rank_gallery', 'retrieval_metrics',
+__all__ = ['check_retrieval_set', 'topk_grouped', 'distinct_rows', 'ranked_chunks', 'rank_gallery', 'knn', 'retrieval_metrics',
            'cluster_scores', 'tpr_at_fpr', 'identification_rate', 'open_set_scores', 'open_set_auroc', 'plot_roc']
 
 # %% ../nbs/11_retrieval.ipynb #93def3a3
@@ -28,7 +28,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #e598bb64
+# %% ../nbs/11_retrieval.ipynb #f4fbd195
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -110,11 +110,17 @@ def _drop_self(d:Tensor, i:Tensor, start:int, k:int) -> tuple:
     keep &= keep.cumsum(1) <= k
     return d[keep].view(len(i), k),i[keep].view(len(i), k)
 
-def _faiss_index(g:Tensor, distance:str):
+def _faiss_index(g:Tensor, distance:str, factory:str=None, params:str=None):
+    "A faiss index of `g`: exact ('Flat') or any index-factory string (e.g. 'IVF4096,Flat', 'HNSW32'), trained on `g` if it needs it"
     try: import faiss
     except ImportError: raise ImportError("backend='faiss' needs faiss: `pip install faiss-cpu` (or `pip install fastai-metric[faiss]`)") from None
-    index = (faiss.IndexFlatIP if distance == 'cosine' else faiss.IndexFlatL2)(g.shape[1])
-    index.add(np.ascontiguousarray(g.numpy()))
+    metric = faiss.METRIC_INNER_PRODUCT if distance == 'cosine' else faiss.METRIC_L2
+    try: index = faiss.index_factory(g.shape[1], factory or 'Flat', metric)
+    except RuntimeError as e: raise ValueError(f"faiss_index={factory!r} is not a faiss index-factory string (e.g. 'Flat', 'IVF1024,Flat', 'HNSW32'): {e}") from None
+    x = np.ascontiguousarray(g.numpy())
+    if not index.is_trained: index.train(x)
+    index.add(x)
+    if params: faiss.ParameterSpace().set_index_parameters(index, params)
     return index
 
 def ranked_chunks(
@@ -126,6 +132,8 @@ def ranked_chunks(
     chunk_size:int=None, # Queries per chunk (default: a score matrix of about 32 MB)
     backend:str='torch', # 'torch', or 'faiss' (exact search; no promised order among equal distances)
     screen:bool=None, # Cosine only: screen with bfloat16 scores, then rank exactly (default: for galleries of 4,096 or more)
+    faiss_index:str=None, # faiss backend: an index-factory string for approximate search, e.g. 'IVF4096,Flat' (default exact 'Flat')
+    faiss_params:str=None, # faiss backend: search parameters, e.g. 'nprobe=32' or 'efSearch=128'
 ):
     "Yield `(start, dists, idxs)` for each chunk of queries: distances and indices of its `k` nearest gallery items, nearest first"
     if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
@@ -137,11 +145,13 @@ def ranked_chunks(
     if distance == 'cosine': q_embs,g_embs = F.normalize(q_embs, dim=1),F.normalize(g_embs, dim=1)
     cs = chunk_size or max(1, (8 << 20) // max(len(g_embs), 1))
     if backend == 'faiss':
-        index = _faiss_index(g_embs, distance)
+        index = _faiss_index(g_embs, distance, faiss_index, faiss_params)
         cs = chunk_size or max(1, (64 << 20) // max(k, 1))             # faiss streams the gallery itself: only its results take memory
         for s in range(0, len(q_embs), cs):
             d,i = index.search(np.ascontiguousarray(q_embs[s:s+cs].numpy()), k + int(exclude_self))
             d,i = torch.from_numpy(d),torch.from_numpy(i).long()
+            if (i < 0).any(): raise ValueError(f"The faiss index {faiss_index!r} found fewer than {k} neighbours for some queries: "
+                                               "search more of it (e.g. faiss_params='nprobe=64') or use fewer lists")
             d = 1 - d if distance == 'cosine' else d.clamp_min(0).sqrt()
             yield (s, *(_drop_self(d, i, s, k) if exclude_self else (d, i)))
         return
@@ -167,12 +177,28 @@ def ranked_chunks(
         yield s,_distance(v, distance),i
 
 def rank_gallery(q_embs:Tensor, g_embs:Tensor, k:int, distance:str='cosine', exclude_self:bool=False,
-                 chunk_size:int=None, backend:str='torch', screen:bool=None) -> tuple:
+                 chunk_size:int=None, backend:str='torch', screen:bool=None, faiss_index:str=None, faiss_params:str=None) -> tuple:
     "Distances `(Q,k)` and indices `(Q,k)` of the `k` nearest gallery items of each query, nearest first"
-    parts = list(ranked_chunks(q_embs, g_embs, k, distance, exclude_self, chunk_size, backend, screen))
+    parts = list(ranked_chunks(q_embs, g_embs, k, distance, exclude_self, chunk_size, backend, screen, faiss_index, faiss_params))
     return torch.cat([p[1] for p in parts]),torch.cat([p[2] for p in parts])
 
-# %% ../nbs/11_retrieval.ipynb #97515f5d
+def knn(
+    q_embs:Tensor, # `(Q,D)` query embeddings
+    g_embs:Tensor, # `(G,D)` gallery embeddings
+    k:int, # Number of neighbours
+    distance:str='cosine', # 'cosine' or 'euclidean'
+    backend:str='torch', # 'torch' (exact, chunked) or 'faiss'
+    faiss_index:str=None, # faiss: index-factory string for approximate search ('IVF4096,Flat', 'HNSW32'...); default exact
+    faiss_params:str=None, # faiss: search parameters, e.g. 'nprobe=32'
+    exclude_self:bool=False, # `q_embs` is `g_embs`: leave each query out of its own neighbours
+    chunk_size:int=None, # Queries per chunk
+) -> tuple:
+    "Distances and indices `(Q,k)` of each query's `k` nearest gallery items, nearest first: exact, or approximate through a faiss index"
+    q,_ = check_retrieval_set(q_embs, None, 'query')
+    g,_ = check_retrieval_set(g_embs, None, 'gallery')
+    return rank_gallery(q, g, k, distance, exclude_self, chunk_size, backend, None, faiss_index, faiss_params)
+
+# %% ../nbs/11_retrieval.ipynb #5deeb267
 def _per_query(rel:Tensor, n_rel:Tensor, topk:tuple) -> dict:
     "Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts `n_rel`"
     K = rel.shape[1]
@@ -204,6 +230,8 @@ def retrieval_metrics(
     per_query:bool=False, # Return the per-query values (tensors, and `query_idx`: the queries they belong to) instead of their means
     screen:bool=None, # Cosine: screen by bfloat16 scores and rank the candidates exactly (default: galleries of 4,096 or more)
     seed:int=0, # Random state of the clustering
+    faiss_index:str=None, # faiss backend: index-factory string for approximate search, e.g. 'IVF4096,Flat' (default: exact)
+    faiss_params:str=None, # faiss backend: search parameters, e.g. 'nprobe=32'
 ) -> dict:
     "Retrieval metrics of the queries against the gallery (or leave-one-out): cmc@k, precision@k, map@k, precision@1, r_precision, map@r"
     q_embs,q_lbls = check_retrieval_set(q_embs, q_lbls, 'query')
@@ -219,7 +247,7 @@ def retrieval_metrics(
     n_rel = torch.where(uniq[at] == q_lbls, cnt[at], 0) - int(loo)     # relevant gallery items of each query
     K = max(max(topk), min(int(n_rel.max()), n_cand))                   # deep enough for every R
     vals,kept = [],[]
-    for s,_,i in ranked_chunks(q_embs, g_embs, K, distance, loo, chunk_size, backend, screen):
+    for s,_,i in ranked_chunks(q_embs, g_embs, K, distance, loo, chunk_size, backend, screen, faiss_index, faiss_params):
         nr = n_rel[s:s+len(i)]
         ok = nr > 0
         vals.append({k: v[ok] for k,v in _per_query(g_lbls[i] == q_lbls[s:s+len(i),None], nr.clamp_min(1), topk).items()})

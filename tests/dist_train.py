@@ -22,11 +22,13 @@ def run(name, data):
         learn.fit(1, 1e-3)
         vals = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))   # read before get_preds resets it
         gathered, gl = get_embeddings(learn)                    # inside the context: each process embeds its part, then all_gather
+        knn_in = knn_accuracy(learn)
     alone, al = get_embeddings(learn)                           # one process, the whole validation set
     single = retrieval_metrics(alone, al, topk=(1,))['cmc@1']
+    knn_out = knn_accuracy(learn)
     return dict(values=[float(v) for v in vals.values()], n=len(gathered), emb_diff=float((gathered - alone).abs().max()),
                 lbl_equal=bool((gl == al).all()), live_recall=float(vals['recall@1']), single_recall=float(single),
-                world=dist.get_world_size() if dist.is_initialized() else 1)
+                knn_in=knn_in, knn_out=knn_out, world=dist.get_world_size() if dist.is_initialized() else 1)
 
 if __name__ == '__main__':
     torch.set_num_threads(1)

@@ -59,6 +59,7 @@ def test_distrib_ctx_trains_on_two_cpu_processes():
         assert v['n'] == 150 and v['lbl_equal'], (name, v)                   # gathered: every validation item once, in order
         assert v['emb_diff'] < 1e-4, (name, v)                                 # equal to one process's embeddings
         assert abs(v['live_recall'] - v['single_recall']) < 1e-6, (name, v)    # the live metric gathered across processes
+        assert v['knn_in'] == v['knn_out'], (name, v)                         # knn_accuracy: gathered inside, alone outside
 
 @pytest.mark.parametrize('method', list(METHODS))
 def test_bf16_on_cpu_every_method(method):
