@@ -40,6 +40,7 @@ if __name__ == '__main__':
     p.add_argument('--methods', nargs='+', default=None); p.add_argument('--protocols', nargs='+', default=None)
     p.add_argument('--no-mnist', action='store_true'); p.add_argument('--aug', action='store_true', help='flips, small shifts and zooms')
     p.add_argument('--out', default=str(Path(__file__).parent/'pictures')); p.add_argument('--write', action='store_true')
+    p.add_argument('--merge', action='store_true', help='add these rows to those of the last run (bench/quality_table.csv)')
     a = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     kw = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, batch_tfms=aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None)
@@ -56,14 +57,21 @@ if __name__ == '__main__':
                         a.methods, tuple(a.seeds), tsne=False, **kw)
         tables.append(mt)
     table = pd.concat(tables, ignore_index=True)
+    csv = Path(__file__).parent/'quality_table.csv'
+    if a.merge and csv.exists():                          # earlier rows first, replaced where this run has the same protocol and method
+        old = pd.read_csv(csv)
+        old = old[~old.set_index(['protocol', 'method']).index.isin(table.set_index(['protocol', 'method']).index)]
+        table = pd.concat([old, table]).reset_index(drop=True)
+        table = table.iloc[table.protocol.map({p: i for i, p in enumerate(dict.fromkeys(table.protocol))}).argsort(kind='stable')]
+    table.to_csv(csv, index=False)
     hours = (time.time() - start) / 3600
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    if embs: tsne_grid(embs, FASHION_CLASSES).savefig(out/'quality_tsne.png', dpi=60)
+    if embs: tsne_grid(embs, FASHION_CLASSES).savefig(out/f"quality_tsne{'_extra' if a.merge else ''}.png", dpi=60)
     bar_charts(table).savefig(out/'quality_bars.png', dpi=60)
     n_train = f"{a.per_class:,} training images per class" if a.per_class else "all 60,000 training images"
     body = (f"resnet18 from scratch, 28 px, 3 channels; {a.epochs} epochs of fit_one_cycle, lr {a.lr}, batch {a.bs}, "
             f"{'flip/shift/zoom augmentation' if a.aug else 'no augmentation'}; {n_train}; seeds {a.seeds}; {hours:.1f} h in all. "
-            f"Cosine distance; `pixels` = raw pixels (the floor). Pictures: `bench/pictures/quality_tsne.png`, `quality_bars.png`.\n\n"
+            f"Cosine distance; `pixels` = raw pixels (the floor). Pictures: `bench/pictures/quality_tsne*.png`, `quality_bars.png`.\n\n"
             + results_markdown(table))
     print(body)
     if a.write: write_section('quality', 'Quality on Fashion-MNIST and MNIST-5k (issue 5): `python bench/quality.py`', body)

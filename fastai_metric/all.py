@@ -13,4 +13,5 @@ from .retrieval import *
 from .live import *
 from .interpret import *
 from .scale import *
+from .extra_heads import *
 from .compare import *

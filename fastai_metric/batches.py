@@ -19,11 +19,13 @@ def dataset_labels(ds, n_inp:int=1) -> np.ndarray:
     lbls = np.array([int(get(i)) for i in range(len(ds))], dtype=np.int64)
     return lbls
 
-# %% ../nbs/07_batches.ipynb #946d1392
+# %% ../nbs/07_batches.ipynb #c7efef03
 class PKSampler:
     "Indices of `n_batches` batches, each `n_classes` distinct classes × `n_instances` items, drawn anew each epoch"
-    def __init__(self, lbls:np.ndarray, n_classes:int, n_instances:int, n_batches:int, seed:int=None):
-        store_attr('n_classes,n_instances,n_batches,seed')
+    def __init__(self, lbls:np.ndarray, n_classes:int, n_instances:int, n_batches:int, seed:int=None,
+                 categories:np.ndarray=None, # The category of each class (in `np.unique(lbls)` order): batches from few categories
+                 n_categories:int=2): # Categories per batch, with `categories`
+        store_attr('n_classes,n_instances,n_batches,seed,n_categories')
         classes,counts = np.unique(lbls, return_counts=True)
         if n_classes > len(classes):
             raise ValueError(f"n_classes={n_classes} but the data has only {len(classes)} classes: choose n_classes <= {len(classes)}")
@@ -34,23 +36,47 @@ class PKSampler:
             warnings.warn(f"{self.small.sum()} of {len(classes)} classes have fewer than n_instances={n_instances} items: "
                           "their items are drawn with replacement")
         self.rng = np.random.default_rng(seed)
+        self.cat_classes = None if categories is None else self._by_category(np.asarray(categories), len(classes))
+
+    def _by_category(self, cats, n):
+        "The classes of each category, after checking that `n_categories` categories can fill a batch"
+        if len(cats) != n: raise ValueError(f"Got categories for {len(cats)} classes but the data has {n}: give one category per class")
+        groups = [np.flatnonzero(cats == c) for c in np.unique(cats)]
+        if not 1 <= self.n_categories <= len(groups):
+            raise ValueError(f"n_categories={self.n_categories} but there are {len(groups)} categories: choose 1 <= n_categories <= {len(groups)}")
+        best = sum(sorted(map(len, groups))[-self.n_categories:])
+        if best < self.n_classes:
+            raise ValueError(f"{self.n_categories} categories hold at most {best} classes, fewer than n_classes={self.n_classes}: "
+                             "raise n_categories or lower n_classes")
+        return groups
+
+    def _classes(self) -> np.ndarray:
+        "The classes of one batch: `n_classes` distinct ones, from `n_categories` categories if given"
+        if self.cat_classes is None: return self.rng.choice(len(self.members), self.n_classes, replace=False)
+        for _ in range(100):                                    # categories drawn until they hold enough classes
+            pool = np.concatenate([self.cat_classes[c] for c in self.rng.choice(len(self.cat_classes), self.n_categories, replace=False)])
+            if len(pool) >= self.n_classes: return self.rng.choice(pool, self.n_classes, replace=False)
+        big = np.argsort([len(g) for g in self.cat_classes])[-self.n_categories:]   # rare: the largest categories
+        return self.rng.choice(np.concatenate([self.cat_classes[c] for c in big]), self.n_classes, replace=False)
 
     def __call__(self, *args) -> list:
         "One epoch of indices, batch after batch (under DDP, a multiple of the world size of batches, so each process gets whole ones)"
         ws = max(num_distrib(), 1)
         out = []
         for _ in range(max(ws, self.n_batches // ws * ws)):
-            for c in self.rng.choice(len(self.members), self.n_classes, replace=False):
+            for c in self._classes():
                 out.append(self.rng.choice(self.members[c], self.n_instances, replace=bool(self.small[c])))
         return np.concatenate(out).tolist() if out else []
 
-# %% ../nbs/07_batches.ipynb #e5c85170
+# %% ../nbs/07_batches.ipynb #165b0dfc
 def balanced_dl(
     dl:DataLoader, # A (training) DataLoader, e.g. `learn.dls.train`
     n_classes:int=8, # P: distinct classes per batch
     n_instances:int=4, # K: items per class per batch
     seed:int=None, # Seed of the draws, for reproducible epochs
     lbls:np.ndarray=None, # Labels of the items of `dl.dataset`, if they cannot be read from it
+    get_category:callable=None, # `get_category(class_index) -> category`: each batch's classes then come from `n_categories` categories
+    n_categories:int=2, # Categories per batch, with `get_category`
 ) -> DataLoader:
     "A DataLoader like `dl` (same dataset and transforms) whose batches hold `n_classes` × `n_instances` items"
     ds = dl.dataset
@@ -58,5 +84,7 @@ def balanced_dl(
     bs = n_classes * n_instances
     n_batches = len(ds) // bs
     if n_batches == 0: raise ValueError(f"The dataset has {len(ds)} items, fewer than one batch of {n_classes}x{n_instances}")
+    lbls = np.asarray(lbls)
+    cats = None if get_category is None else np.array([get_category(int(c)) for c in np.unique(lbls)])
     return dl.new(bs=bs, shuffle=False, drop_last=True,
-                  get_idxs=PKSampler(np.asarray(lbls), n_classes, n_instances, n_batches, seed))
+                  get_idxs=PKSampler(lbls, n_classes, n_instances, n_batches, seed, cats, n_categories))

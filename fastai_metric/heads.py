@@ -14,11 +14,12 @@ from .core import *
 __all__ = ['CosineProduct', 'ArcMarginProduct', 'AddMarginProduct', 'chebyshev_t', 'SphereProduct', 'L2ConstrainedLinear',
            'metric_heads', 'AllParamsSplitter', 'sync_opt', 'LabelCatcher', 'XFaceNet', 'L2ConstrainedNet']
 
-# %% ../nbs/01_heads.ipynb #e7532bea
+# %% ../nbs/01_heads.ipynb #4ac3d133
 class CosineProduct(MetricHead):
     "A cosine classifier whose target-class cosine gets a margin when labels are given"
+    def cosine(self, x:Tensor, w:Tensor) -> Tensor: return F.linear(F.normalize(x, dim=1), F.normalize(w, dim=1))
     def logits(self, x, w, label):
-        cos = F.linear(F.normalize(x, dim=1), F.normalize(w, dim=1))
+        cos = self.cosine(x, w)
         if label is not None:
             idx = label[:,None]
             cos = cos.scatter(1, idx, self.margin(cos.gather(1, idx)))

@@ -11,7 +11,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['distance_matrix', 'pos_neg_masks', 'TripletMiner', 'PairMiner', 'AllTripletsMiner', 'HardTripletsMiner',
-           'SemiHardTripletsMiner', 'HardClusterMiner']
+           'SemiHardTripletsMiner', 'HardClusterMiner', 'MemoryBankMiner']
 
 # %% ../nbs/05_miners.ipynb #c3c227d2
 def distance_matrix(
@@ -93,3 +93,45 @@ class HardClusterMiner:
             n = dm.argmin(1)
         return means, embs[p], means[n]
     def __repr__(self): return 'HardClusterMiner()'
+
+# %% ../nbs/05_miners.ipynb #b1fa1a63
+class MemoryBankMiner(Module):
+    "Batch-hard triplets of the current batch's anchors among the current batch and a memory of the last `size` embeddings"
+    def __init__(self, size:int=1024):
+        if int(size) != size or size < 1: raise ValueError(f"size={size}: the memory must hold at least one embedding")
+        self.size = int(size)
+        self.register_buffer('mem', torch.zeros(0, 0))
+        self.register_buffer('mem_lbls', torch.zeros(0, dtype=torch.long))
+        self.register_buffer('ptr', torch.zeros((), dtype=torch.long))       # next slot to write
+        self.register_buffer('n', torch.zeros((), dtype=torch.long))         # slots filled
+
+    def memory(self) -> tuple:
+        "Embeddings and labels in memory, oldest first"
+        n,p = int(self.n),int(self.ptr)
+        order = torch.arange(p - n, p, device=self.mem.device) % max(self.size, 1)
+        return self.mem[order],self.mem_lbls[order]
+
+    def enqueue(self, embs:Tensor, lbls:Tensor):
+        "Write `embs` (detached) and `lbls` over the oldest slots"
+        embs,lbls = embs.detach()[-self.size:].float(),lbls[-self.size:]
+        if self.mem.shape != (self.size, embs.shape[1]):
+            self.mem = embs.new_zeros(self.size, embs.shape[1]); self.mem_lbls = lbls.new_zeros(self.size)
+            self.ptr.zero_(); self.n.zero_()
+        idx = (self.ptr + torch.arange(len(embs), device=embs.device)) % self.size
+        self.mem[idx],self.mem_lbls[idx] = embs,lbls
+        self.ptr.copy_((self.ptr + len(embs)) % self.size); self.n.clamp_(max=self.size - len(embs)).add_(len(embs))
+
+    def forward(self, embs:Tensor, lbls:Tensor) -> tuple:
+        embs,lbls = check_embs_lbls(embs, lbls)
+        mem,ml = self.memory() if self.mem.shape[1:] == embs.shape[1:] else (embs.new_zeros(0, embs.shape[1]), lbls[:0])
+        allx,alll = torch.cat([embs, mem.to(embs.dtype)]),torch.cat([lbls, ml])
+        with torch.no_grad():
+            dist = distance_matrix(embs.detach(), allx.detach())
+            pos = lbls[:,None] == alll[None]
+            pos[:, :len(embs)].fill_diagonal_(False)            # an anchor is not its own positive
+            neg = lbls[:,None] != alll[None]
+            a,p,n = HardTripletsMiner().mine(dist, pos, neg)
+        if self.training: self.enqueue(embs, lbls)
+        return embs[a],allx[p],allx[n]
+
+    def extra_repr(self): return f"size={self.size}, filled={int(self.n)}"

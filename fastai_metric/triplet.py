@@ -97,7 +97,7 @@ def to_metric_loss(self:Learner,
     sync_opt(self)
     return self
 
-# %% ../nbs/08_triplet.ipynb #236be4b4
+# %% ../nbs/08_triplet.ipynb #17affc0d
 @patch
 def to_triplet(self:Learner,
     margin:float|None=0.2, # Triplet margin; `None` for the soft margin
@@ -107,7 +107,9 @@ def to_triplet(self:Learner,
     normalize:bool=True, # L2-normalise embeddings in the loss
     seed:int=None, # Seed of the P×K draws
     gather:bool=False, # Distributed: mine among the embeddings of all processes (gradients to the local ones)
+    memory:int=None, # Cross-batch memory: also mine (batch-hard) among the last `memory` training embeddings
 ):
     "Train `self` as an embedding model with a mined triplet loss on P×K batches; return the learner"
-    loss = TripletLossWithMiner(margin, get_miner(miner, margin), normalize=normalize)
+    if memory and miner != 'hard': raise ValueError(f"memory={memory} mines batch-hard among the memory: use miner='hard' (got {miner!r})")
+    loss = TripletLossWithMiner(margin, MemoryBankMiner(memory) if memory else get_miner(miner, margin), normalize=normalize)
     return self.to_metric_loss(loss, None, n_classes, n_instances, seed, gather)
