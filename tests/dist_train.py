@@ -11,7 +11,12 @@ from fastai_metric.all import *
 
 CONVERSIONS = {'arcface': lambda l: l.to_arcface(),
                'triplet_gather': lambda l: l.to_triplet(n_classes=4, n_instances=8, gather=True, seed=0),
-               'center_loss': lambda l: l.to_center_loss()}
+               'center_loss': lambda l: l.to_center_loss(),
+               'cosface': lambda l: l.to_cosface(), 'sphereface': lambda l: l.to_sphereface(),
+               'l2_constrained': lambda l: l.to_l2_constrained(), 'subcenter_arcface': lambda l: l.to_subcenter_arcface(),
+               'adaface': lambda l: l.to_adaface(), 'arcface_triplet': lambda l: l.to_arcface().add_triplet(),
+               'hierarchical_gather': lambda l: l.to_metric_loss(HierarchicalTripletLoss(10), n_classes=4, n_instances=8, seed=0, gather=True),
+               'memory_gather': lambda l: l.to_triplet(n_classes=4, n_instances=8, seed=0, gather=True, memory=128)}
 
 def run(name, data):
     xtr, ytr, xva, yva = data

@@ -46,13 +46,14 @@ def test_gathered_loss_equals_one_process():
         assert l > 0 and e.grad.abs().sum() > 0, name
 
 def test_distrib_ctx_trains_on_two_cpu_processes():
-    "to_arcface, to_triplet(gather=True), to_center_loss under `distrib_ctx` with torchrun on 2 CPU processes (gloo)"
+    "Every conversion (heads, triplet/hierarchical/memory with gather=True, center loss, ArcFace + triplet) under `distrib_ctx`, torchrun, 2 CPU processes (gloo)"
     with tempfile.TemporaryDirectory() as d:
         out = Path(d)/'res.json'
         r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                             str(Path(__file__).parent/'dist_train.py'), str(out)], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
         res = json.loads(out.read_text())
+    assert len(res) == 11
     for name, v in res.items():
         assert v['world'] == 2, name
         assert np.isfinite(v['values']).all(), (name, v)
