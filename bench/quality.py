@@ -42,7 +42,6 @@ if __name__ == '__main__':
     p.add_argument('--out', default=str(Path(__file__).parent/'pictures')); p.add_argument('--write', action='store_true')
     p.add_argument('--merge', action='store_true', help='add these rows to those of the last run (bench/quality_table.csv)')
     a = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     kw = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, batch_tfms=aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None)
     xtr, ytr, xte, yte = fashion_mnist()
     xtr, ytr = per_class(xtr, ytr, a.per_class)

@@ -97,7 +97,7 @@ def mnist_5k() -> tuple:
     x,y = mnist_data()
     return x.reshape(-1, 28, 28).astype(np.uint8),y.astype(np.int64)
 
-# %% ../nbs/03_data.ipynb #fb461808
+# %% ../nbs/03_data.ipynb #a822891a
 class ArrayImage(Transform):
     "A uint8 array `(H,W)` or `(H,W,C)` as a `TensorImage` `(n_ch,H,W)`, grey repeated to `n_ch` channels"
     def __init__(self, n_ch:int=3): store_attr()
@@ -122,6 +122,8 @@ def array_dls(
     if len(x_train) != len(y_train) or len(x_valid) != len(y_valid):
         raise ValueError(f"{len(x_train)} training images but {len(y_train)} labels, {len(x_valid)} validation images but "
                          f"{len(y_valid)} labels: pass one label per image")
+    if classes is not None and max(np.max(y_train), np.max(y_valid)) >= len(classes):
+        raise ValueError(f"Labels go up to {max(np.max(y_train), np.max(y_valid))} but `classes` names {len(classes)}: give one name per label value")
     lbl = (lambda y: [classes[i] for i in y]) if classes is not None else list
     items = list(zip(x_train, lbl(y_train))) + list(zip(x_valid, lbl(y_valid)))
     splits = [list(range(len(x_train))), list(range(len(x_train), len(items)))]

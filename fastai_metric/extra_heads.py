@@ -46,7 +46,7 @@ def to_subcenter_arcface(self:Learner, k:int=3, **kwargs):
     "Train `self` with a Sub-center ArcFace head (`k` sub-centers per class) in place of its final `nn.Linear`"
     return self.to_xface(SubCenterArcMarginProduct, k=k, **kwargs)
 
-# %% ../nbs/16_extra_heads.ipynb #6c2ba9c4
+# %% ../nbs/16_extra_heads.ipynb #2db79cd2
 def _subcenter_head(learn) -> tuple:
     "Name and module of the learner's `SubCenterArcMarginProduct`"
     for n,m in get_model(learn.model).named_modules():
@@ -57,11 +57,9 @@ def dominant_subcenters(head:SubCenterArcMarginProduct, embs:Tensor, lbls:Tensor
     "For each class, the index of the sub-center most of its items are nearest to (0 for classes without items)"
     embs,lbls = check_embs_lbls(embs, lbls)
     with torch.no_grad(): near = head.subcosines(embs)[torch.arange(len(embs)), lbls].argmax(-1)
-    counts = torch.zeros(head.out_features, head.k, dtype=torch.long).index_put_((lbls, near), torch.ones_like(lbls), accumulate=True)
-    return counts.argmax(-1)
+    return torch.bincount(lbls * head.k + near, minlength=head.out_features * head.k).view(-1, head.k).argmax(-1)
 
 def _train_embs(learn, ds_idx):
-    from fastai_metric.core import get_embeddings
     embs,lbls = get_embeddings(learn, ds_idx)
     if lbls is None: raise ValueError("Sub-center helpers need labelled items")
     return embs,lbls
@@ -89,7 +87,6 @@ def drop_subcenters(self:Learner, ds_idx:int=0):
     new = ArcMarginProduct(head.in_features, head.out_features, head.s, head.m, head.easy_margin).to(head.weight.device)
     with torch.no_grad(): new.weight.copy_(head.weight.view(head.out_features, head.k, -1)[torch.arange(head.out_features), dom])
     replace_module(get_model(self.model), name, new)
-    from fastai_metric.heads import sync_opt
     sync_opt(self)
     return self
 

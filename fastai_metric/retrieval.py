@@ -28,7 +28,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #f4fbd195
+# %% ../nbs/11_retrieval.ipynb #7dee917f
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -120,7 +120,9 @@ def _faiss_index(g:Tensor, distance:str, factory:str=None, params:str=None):
     x = np.ascontiguousarray(g.numpy())
     if not index.is_trained: index.train(x)
     index.add(x)
-    if params: faiss.ParameterSpace().set_index_parameters(index, params)
+    try:
+        if params: faiss.ParameterSpace().set_index_parameters(index, params)
+    except RuntimeError as e: raise ValueError(f"faiss_params={params!r} do not apply to the index {factory or 'Flat'!r} (e.g. 'nprobe=32' for IVF, 'efSearch=64' for HNSW): {e}") from None
     return index
 
 def ranked_chunks(
@@ -138,6 +140,8 @@ def ranked_chunks(
     "Yield `(start, dists, idxs)` for each chunk of queries: distances and indices of its `k` nearest gallery items, nearest first"
     if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
     if backend not in ('torch', 'faiss'): raise ValueError(f"backend={backend!r}: use 'torch' or 'faiss'")
+    if backend == 'torch' and (faiss_index or faiss_params):
+        raise ValueError("faiss_index and faiss_params choose a faiss index: pass backend='faiss' with them (the torch backend is exact)")
     if q_embs.shape[1] != g_embs.shape[1]:
         raise ValueError(f"Query embeddings have {q_embs.shape[1]} dimensions but gallery embeddings {g_embs.shape[1]}: embed both with the same model")
     n_g = len(g_embs) - int(exclude_self)
