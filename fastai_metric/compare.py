@@ -46,9 +46,9 @@ METHODS = {
     'triplet_memory':  lambda learn: learn.to_triplet(miner='hard', memory=1024, **_pk(learn)),
 }
 
-# %% ../nbs/14_compare.ipynb #4054b405
+# %% ../nbs/14_compare.ipynb #2fcd1103
 def train_method(
-    method:str, # A key of `METHODS`
+    method:str|Callable, # A key of `METHODS`, or your own conversion `learn -> learn`
     x_train:np.ndarray, y_train:np.ndarray, # Training images (uint8) and labels
     x_valid:np.ndarray, y_valid:np.ndarray, # Validation images and labels (of the training classes)
     epochs:int=3, # Epochs of `fit_one_cycle`
@@ -59,12 +59,14 @@ def train_method(
     batch_tfms:list=None, # Augmentation
 ) -> tuple:
     "`(learner, seconds per epoch)`: `arch` from scratch trained with `method` on the arrays"
-    if method not in METHODS: raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if not callable(method) and method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}, or pass a function `learn -> learn`")
+    convert = method if callable(method) else METHODS[method]
     set_seed(seed, reproducible=True)
     classes = np.unique(y_train)                             # labels of the known classes, renumbered 0..c-1
     remap = lambda y: np.searchsorted(classes, y)
     dls = array_dls(x_train, remap(y_train), x_valid, remap(y_valid), bs=bs, batch_tfms=batch_tfms)
-    learn = METHODS[method](vision_learner(dls, arch, pretrained=False))
+    learn = convert(vision_learner(dls, arch, pretrained=False))
     start = time.perf_counter()
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     return learn,(time.perf_counter() - start) / max(epochs, 1)
