@@ -13,7 +13,8 @@ import argparse, ast, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
-from fastai.vision.all import aug_transforms, AdaptiveConcatPool2d, Hook, get_model
+from fastai.vision.all import aug_transforms, AdaptiveConcatPool2d, Hook, get_model, nn
+from torchvision.models.resnet import BasicBlock
 from fastai_metric.all import *
 from fastai_metric.compare import METHODS, _pk, train_method, embed
 from quality import FASHION, per_class
@@ -32,12 +33,20 @@ def parse(recipe):
     if name == 'triplet': return (lambda l: l.to_triplet(**{**_pk(l), **kw})), train
     return (lambda l: getattr(l, f'to_{name}')(**kw)), train
 
+def _pooled(m, i, o): return (o if o.ndim == 2 else torch.cat([o.mean((2, 3)), o.amax((2, 3))], 1)).detach().float().cpu()
+
 def features(learn, x):
-    "{'emb': ..., 'pool': ...}: both L2-normalised features of the images `x`, from one pass"
-    pool = next(m for m in get_model(learn.model).modules() if isinstance(m, AdaptiveConcatPool2d))
-    store = []
-    with Hook(pool, lambda m, i, o: store.append(o.detach().flatten(1).float().cpu())): e = embed(learn, x)
-    return {'emb': e, 'pool': F.normalize(torch.cat(store), dim=1)}
+    "L2-normalised features of the images `x`, from one pass: `emb`, `pool`, `l3` (layer3 pooled), `multi` (layers 2-4 pooled, concatenated)"
+    model = get_model(learn.model)
+    pool = next(m for m in model.modules() if isinstance(m, AdaptiveConcatPool2d))
+    layers = [m for m in model.modules() if isinstance(m, nn.Sequential) and len(m) and isinstance(m[0], BasicBlock)]
+    store = {k: [] for k in ('pool', 'l2', 'l3', 'l4')}
+    hooks = [Hook(m, lambda m, i, o, k=k: store[k].append(_pooled(m, i, o))) for k, m in zip(store, [pool, *layers[1:]])]
+    try: e = embed(learn, x)
+    finally:
+        for h in hooks: h.remove()
+    f = {k: F.normalize(torch.cat(v), dim=1) for k, v in store.items()}
+    return {'emb': e, 'pool': f['pool'], 'l3': f['l3'], 'multi': F.normalize(torch.cat([f['l2'], f['l3'], f['l4']], 1), dim=1)}
 
 def pixels(x): return {'emb': embed(None, x)}
 
@@ -63,7 +72,7 @@ def run(recipe, data, seed=0, **defaults):
             learn, secs = train_method(conv, xtr[kn], ytr[kn], xte[kt], yte[kt], seed=seed, **{**defaults, **train})
             res = scores(kind, known, data, lambda x: features(learn, x))
         for f, r in res.items(): rows.append(dict(recipe=recipe, feature=f, protocol=pname, sec_per_epoch=secs, **r))
-        print(rows[-1] if len(res) == 1 else rows[-2:], flush=True)
+        print(pname, {f: {k: round(v, 4) for k, v in r.items()} for f, r in res.items()}, flush=True)
     return rows
 
 def summary(t):

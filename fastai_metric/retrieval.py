@@ -28,7 +28,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #7dee917f
+# %% ../nbs/11_retrieval.ipynb #4cf28cdf
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -72,12 +72,20 @@ def topk_grouped(s:Tensor, k:int, width:int=6) -> tuple:
     i = torch.where(o < width*k, (o // k)*ng + j.gather(1, o % k), o - width*k + main)
     return v,i
 
+def _exact_scores(q:Tensor, g:Tensor, cand:Tensor) -> Tensor:
+    "Exact float32 scores `(Q,n)` of `q` against the rows `cand` of `g`, in blocks of queries whose gathered rows take about 16 MB"
+    bs = max(1, (4 << 20) // (cand.shape[1] * q.shape[1]))
+    out = q.new_empty(cand.shape)                    # written in place: small results kept between big temporaries fragment the heap
+    for s in range(0, len(q), bs):
+        c = cand[s:s+bs]
+        out[s:s+bs] = (g.index_select(0, c.flatten()).view(*c.shape, -1) * q[s:s+bs,None]).sum(-1)   # copies score alike
+    return out
+
 def _rescored(q:Tensor, g:Tensor, sb:Tensor, k:int, n_cand:int) -> tuple:
     "Exact top `k` cosine scores of unit `q` against unit `g` among the `n_cand` best of the bfloat16 scores `sb`; NaN rows where unsure"
     vb,cand = topk_grouped(sb, n_cand)
     left = vb.amin(dim=1).float()                             # no item left out has a higher screened score
-    ex = (g.index_select(0, cand.flatten()).view(*cand.shape, -1) * q[:,None]).sum(-1)   # exact float32 scores (copies score alike)
-    ex,cand = _by_score_then_index(ex, cand)
+    ex,cand = _by_score_then_index(_exact_scores(q, g, cand), cand)
     v,i = ex[:,:k],cand[:,:k]
     # |bf16 score - exact| <= 2^-8 (inputs) + 2^-9 (output) + D 2^-23 (float32 sums) for unit vectors: items left out score at most
     # `left + eps`, so the top k is exact (ties included) where that is below the k-th exact score
@@ -133,7 +141,7 @@ def ranked_chunks(
     exclude_self:bool=False, # Leave-one-out: `q_embs` is `g_embs` and a query is not its own neighbour
     chunk_size:int=None, # Queries per chunk (default: a score matrix of about 32 MB)
     backend:str='torch', # 'torch', or 'faiss' (exact search; no promised order among equal distances)
-    screen:bool=None, # Cosine only: screen with bfloat16 scores, then rank exactly (default: for galleries of 4,096 or more)
+    screen:bool=None, # Cosine only: screen with bfloat16 scores, then rank exactly (default: galleries of 4,096 or more, 16x the neighbours needed)
     faiss_index:str=None, # faiss backend: an index-factory string for approximate search, e.g. 'IVF4096,Flat' (default exact 'Flat')
     faiss_params:str=None, # faiss backend: search parameters, e.g. 'nprobe=32' or 'efSearch=128'
 ):
@@ -164,7 +172,7 @@ def ranked_chunks(
     gu,inv = distinct_rows(g_embs)
     g_sq = (gu*gu).sum(1) if distance == 'euclidean' else None
     n_cand = k + max(8, k//4)                                 # candidates kept by the screen
-    if screen is None: screen = len(gu) >= 4096
+    if screen is None: screen = len(gu) >= 4096 and 16*n_cand <= len(gu)   # worth it where candidates are few against the gallery
     screen = screen and distance == 'cosine' and n_cand < n_g
     gb = gu.bfloat16().T.contiguous() if screen else None
     def exact(q, s):
@@ -202,7 +210,7 @@ def knn(
     g,_ = check_retrieval_set(g_embs, None, 'gallery')
     return rank_gallery(q, g, k, distance, exclude_self, chunk_size, backend, None, faiss_index, faiss_params)
 
-# %% ../nbs/11_retrieval.ipynb #5deeb267
+# %% ../nbs/11_retrieval.ipynb #a87e332d
 def _per_query(rel:Tensor, n_rel:Tensor, topk:tuple) -> dict:
     "Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts `n_rel`"
     K = rel.shape[1]
@@ -232,7 +240,7 @@ def retrieval_metrics(
     backend:str='torch', # 'torch', or 'faiss' (optional extra)
     cluster:bool=False, # Also `nmi` and `ami` of a KMeans clustering of the queries
     per_query:bool=False, # Return the per-query values (tensors, and `query_idx`: the queries they belong to) instead of their means
-    screen:bool=None, # Cosine: screen by bfloat16 scores and rank the candidates exactly (default: galleries of 4,096 or more)
+    screen:bool=None, # Cosine: screen by bfloat16 scores and rank the candidates exactly (default: galleries of 4,096 or more, 16x the neighbours needed)
     seed:int=0, # Random state of the clustering
     faiss_index:str=None, # faiss backend: index-factory string for approximate search, e.g. 'IVF4096,Flat' (default: exact)
     faiss_params:str=None, # faiss backend: search parameters, e.g. 'nprobe=32'

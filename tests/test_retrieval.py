@@ -112,3 +112,22 @@ def test_screening_on_a_large_gallery():
     torch.testing.assert_close(true(i1), true(i2), atol=1e-6, rtol=0)   # rank by rank, equally near: only near-ties swapped
     assert (true(i2)[:, 1:] >= true(i2)[:, :-1] - 1e-6).all()
     torch.testing.assert_close(d1, d2, atol=1e-5, rtol=0)
+
+_BIG_R = """
+import resource, torch, torch.nn.functional as F
+from fastai_metric.retrieval import retrieval_metrics
+g = torch.Generator().manual_seed(0)
+q = F.normalize(torch.randn(5000, {d}, generator=g) + 3, dim=1)     # near-parallel embeddings, as of a collapsed unseen class
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+r = retrieval_metrics(q, torch.arange(5000) % 5, topk=(1,), screen={screen})
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 2**20, r['map@r'])
+"""
+
+@pytest.mark.parametrize('screen', [None, True])
+def test_few_classes_keep_memory_small(screen):
+    "MAP@R of 5,000 items in 5 classes ranks 1,000 neighbours a query: the exact re-ranking must not gather (queries x candidates x D)"
+    import subprocess, sys
+    out = subprocess.run([sys.executable, '-c', _BIG_R.format(d=512, screen=screen)], capture_output=True, text=True, check=True).stdout.split()
+    extra_gb, mapr = float(out[0]), float(out[1])
+    assert extra_gb < 1.0, f'{extra_gb:.2f} GB extra'        # was 9.8 GB (and more with more dimensions) before blocks of queries
+    assert 0 <= mapr < 0.5                                   # random labels: MAP@R near 1/5 of chance
