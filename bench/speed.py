@@ -11,16 +11,18 @@ import argparse, re, subprocess, sys, time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = {'heads.py': ['--rounds', '2', '--tsne-n', '5000'], 'triplet.py': ['--rounds', '5', '--epoch-rounds', '2'],
-           'retrieval.py': ['--rounds', '2']}
+# (quick arguments, full arguments): epoch timings on 2 shared cores need 9 interleaved rounds for a stable median
+BENCHES = {'heads.py': (['--rounds', '2', '--tsne-n', '5000'], ['--rounds', '9']),
+           'triplet.py': (['--rounds', '5', '--epoch-rounds', '2'], ['--rounds', '30', '--epoch-rounds', '9']),
+           'retrieval.py': (['--rounds', '2'], [])}
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
     p.add_argument('--write', action='store_true'); p.add_argument('--quick', action='store_true')
     a = p.parse_args()
     tables = {}
-    for script, quick in BENCHES.items():
-        cmd = [sys.executable, str(HERE/script), *(quick if a.quick else []), *(['--write'] if a.write else [])]
+    for script, (quick, full) in BENCHES.items():
+        cmd = [sys.executable, str(HERE/script), *(quick if a.quick else full), *(['--write'] if a.write else [])]
         print(f"== {' '.join(cmd[1:])}", flush=True)
         t = time.time()
         out = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)

@@ -20,8 +20,8 @@ from .retrieval import retrieval_metrics, open_set_auroc
 from .tsne import tsne_2d, plot_2d, subsample_idxs
 
 # %% auto #0
-__all__ = ['METHODS', 'train_method', 'embed', 'protocol_result', 'anomaly_sets', 'compare', 'tsne_grid', 'bar_charts',
-           'results_markdown']
+__all__ = ['METHODS', 'train_method', 'body_layer', 'embed', 'protocol_result', 'anomaly_sets', 'compare', 'tsne_grid',
+           'bar_charts', 'results_markdown']
 
 # %% ../nbs/14_compare.ipynb #ec5cd733
 def _pk(learn):
@@ -46,7 +46,7 @@ METHODS = {
     'triplet_memory':  lambda learn: learn.to_triplet(miner='hard', memory=1024, **_pk(learn)),
 }
 
-# %% ../nbs/14_compare.ipynb #2fcd1103
+# %% ../nbs/14_compare.ipynb #9e0f67cd
 def train_method(
     method:str|Callable, # A key of `METHODS`, or your own conversion `learn -> learn`
     x_train:np.ndarray, y_train:np.ndarray, # Training images (uint8) and labels
@@ -71,13 +71,23 @@ def train_method(
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     return learn,(time.perf_counter() - start) / max(epochs, 1)
 
-def embed(learn:Learner|None, x:np.ndarray, bs:int=256) -> Tensor:
+def body_layer(learn:Learner, i:int=-2) -> nn.Module:
+    "Block `i` of the body of a `vision_learner` model (resnets: -1 layer4, -2 layer3, -3 layer2), to embed with"
+    return get_model(learn.model)[0][i]
+
+def embed(
+    learn:Learner|None, # A trained learner, or None for the pixels themselves
+    x:np.ndarray, # uint8 images
+    bs:int=256, # Batch size
+    layer:nn.Module|Callable=None, # Embed with this module's pooled output (or a function `learn -> module`, e.g. `body_layer`)
+) -> Tensor:
     "L2-normalised embeddings `(N,D)` of uint8 images `x` by `learn`; `learn=None`: the pixels themselves"
     if learn is None: return F.normalize(torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255), dim=1)
+    if layer is not None and not isinstance(layer, nn.Module): layer = layer(learn)
     dl = learn.dls.test_dl([(im, None) for im in x], bs=bs)
-    with learn.no_bar(): return get_embeddings(learn, dl=dl, normalize=True)[0]
+    with learn.no_bar(): return get_embeddings(learn, dl=dl, normalize=True, layer=layer)[0]
 
-# %% ../nbs/14_compare.ipynb #c1a9f720
+# %% ../nbs/14_compare.ipynb #e233dfa6
 def _subset(x, y, classes): m = np.isin(y, classes); return x[m],y[m]
 
 def protocol_result(
@@ -86,6 +96,7 @@ def protocol_result(
     data:tuple, # `(x_train, y_train, x_test, y_test)`
     known:list=None, # Training classes of 'unseen' and 'unknown'
     keep_embs:bool=False, # Also return the test embeddings and labels (for pictures)
+    layer:Callable=None, # Embed with the pooled output of `layer(learn)`, e.g. `body_layer` (default: the embedding)
     **kwargs, # Passed to `train_method`
 ) -> dict:
     "Metrics of `method` under protocol `kind`, with the seconds per epoch"
@@ -97,19 +108,19 @@ def protocol_result(
     learn,secs = (None,0.) if method == 'pixels' else train_method(method, xtr, ytr, xkv, ykv, **kwargs)
     res = dict(sec_per_epoch=secs)
     if kind == 'closed':
-        g,q = embed(learn, xtr),embed(learn, xte)
+        g,q = embed(learn, xtr, layer=layer),embed(learn, xte, layer=layer)
         knn = KNeighborsClassifier(n_neighbors=1, metric='cosine', algorithm='brute').fit(g.numpy(), ytr)
         res['1nn_accuracy'] = float(knn.score(q.numpy(), yte))
         r = retrieval_metrics(q, yte, g, ytr, topk=(1,))
         out = (q, yte)
     elif kind == 'unseen':
         xu,yu = xte[~np.isin(yte, known)],yte[~np.isin(yte, known)]
-        q = embed(learn, xu)
+        q = embed(learn, xu, layer=layer)
         r = retrieval_metrics(q, yu, topk=(1,))
         out = (q, yu)
     else:
-        q = embed(learn, xte)
-        res['auroc'] = open_set_auroc(embed(learn, xtr), q, ~np.isin(yte, known))
+        q = embed(learn, xte, layer=layer)
+        res['auroc'] = open_set_auroc(embed(learn, xtr, layer=layer), q, ~np.isin(yte, known))
         out = (q, yte)
     if kind != 'unknown': res.update({'cmc@1': r['cmc@1'], 'map@r': r['map@r']})
     if keep_embs: res['embs'],res['lbls'] = out

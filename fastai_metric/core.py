@@ -15,8 +15,8 @@ from sklearn.neighbors import KNeighborsClassifier
 # %% auto #0
 __all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'MetricHead', 'classifier_layer', 'replace_module',
            'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel', 'body_feature_model',
-           'embedding_model', 'check_single_label', 'EmbeddingCatcher', 'no_aug', 'distributed_order', 'get_embeddings',
-           'knn_accuracy']
+           'embedding_model', 'check_single_label', 'EmbeddingCatcher', 'no_aug', 'distributed_order', 'pooled_output',
+           'get_embeddings', 'knn_accuracy']
 
 # %% ../nbs/00_core.ipynb #c213957d
 def last_leaf(model:nn.Module):
@@ -212,19 +212,31 @@ def _dataset_order(gathered, n, *ts):
         return out
     return tuple(put(t) for t in ts)
 
-# %% ../nbs/00_core.ipynb #127161b5
+# %% ../nbs/00_core.ipynb #dac11de9
+def pooled_output(m:nn.Module, i, o:Tensor) -> Tensor:
+    "A layer's output as one vector per item: feature maps `(B,C,H,W)` pooled to their average and maximum `(B,2C)`, as fastai's `AdaptiveConcatPool2d`"
+    return torch.cat([o.mean((2, 3)), o.amax((2, 3))], 1) if o.ndim == 4 else o.flatten(1)
+
+def _hook_layer(model, layer):
+    "The hook that catches the embedding: `layer`'s pooled output, or by default the input of the last layer"
+    if layer is None: return hook_embedding(model)
+    if not isinstance(layer, nn.Module) or not any(m is layer for m in model.modules()):
+        raise ValueError(f"layer must be a module of the learner's model (e.g. `learn.model[0][-2]`, a resnet's layer3), got {type(layer).__name__}")
+    return Hook(layer, pooled_output, detach=False)
+
 def get_embeddings(
     learn:Learner, # A (trained) learner
     ds_idx:int=1, # Index of `learn.dls` to embed (0 train, 1 valid), with validation transforms
     dl:DataLoader=None, # Or any `DataLoader`, e.g. from `learn.dls.test_dl(items)`
     normalize:bool=False, # L2-normalise the embeddings
+    layer:nn.Module=None, # Embed with this module's (pooled) output instead, e.g. `learn.model[0][-2]`: better on unseen classes
 ) -> tuple:
     "Embeddings `(N,D)` and labels `(N,)` (or `None` without targets), float32 on the CPU, in dataset order"
     dl = _embed_dl(learn, ds_idx, dl)
     model = get_model(learn.model)
     was_training = model.training
     try:
-        with hook_embedding(model) as h, no_aug(getattr(dl, 'dataset', None)), _local_preds(learn):
+        with _hook_layer(model, layer) as h, no_aug(getattr(dl, 'dataset', None)), _local_preds(learn):
             catcher = EmbeddingCatcher(h)
             res = learn.get_preds(dl=dl, act=noop, cbs=catcher)[0]
     finally: model.train(was_training)
