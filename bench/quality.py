@@ -19,7 +19,7 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import train_test_split
 from fastai.vision.all import aug_transforms
 from fastai_metric.all import *
-from fastai_metric.compare import METHODS, compare, anomaly_sets, tsne_grid, bar_charts, results_markdown
+from fastai_metric.compare import METHODS, compare, anomaly_sets, tsne_grid, bar_charts, results_markdown, body_layer
 from common import machine, write_section
 
 FASHION = {'closed': ('closed', None), 'unseen {0,2,4,6}': ('unseen', [1, 3, 5, 7, 8, 9]),
@@ -41,8 +41,10 @@ if __name__ == '__main__':
     p.add_argument('--no-mnist', action='store_true'); p.add_argument('--aug', action='store_true', help='flips, small shifts and zooms')
     p.add_argument('--out', default=str(Path(__file__).parent/'pictures')); p.add_argument('--write', action='store_true')
     p.add_argument('--merge', action='store_true', help='add these rows to those of the last run (bench/quality_table.csv)')
+    p.add_argument('--body-layer', type=int, default=None, help='embed with block N of the body (resnet: -3 layer2, -2 layer3) instead of the embedding')
     a = p.parse_args()
-    kw = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, batch_tfms=aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None)
+    kw = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, batch_tfms=aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None,
+              layer=None if a.body_layer is None else (lambda learn: body_layer(learn, a.body_layer)))
     xtr, ytr, xte, yte = fashion_mnist()
     xtr, ytr = per_class(xtr, ytr, a.per_class)
     protos = {k: v for k, v in FASHION.items() if not a.protocols or k in a.protocols}
@@ -69,7 +71,8 @@ if __name__ == '__main__':
     bar_charts(table).savefig(out/'quality_bars.png', dpi=60)
     n_train = f"{a.per_class:,} training images per class" if a.per_class else "all 60,000 training images"
     body = (f"resnet18 from scratch, 28 px, 3 channels; {a.epochs} epochs of fit_one_cycle, lr {a.lr}, batch {a.bs}, "
-            f"{'flip/shift/zoom augmentation' if a.aug else 'no augmentation'}; {n_train}; seeds {a.seeds}; {hours:.1f} h in all. "
+            f"{'flip/shift/zoom augmentation' if a.aug else 'no augmentation'}; {n_train}; seeds {a.seeds}; {hours:.1f} h in all; "
+            f"{'the final embedding' if a.body_layer is None else f'features of body block {a.body_layer}'}. "
             f"Cosine distance; `pixels` = raw pixels (the floor). Pictures: `bench/pictures/quality_tsne*.png`, `quality_bars.png`.\n\n"
             + results_markdown(table))
     print(body)
