@@ -88,10 +88,11 @@ def summary(t):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
-    p.add_argument('--recipes', nargs='+', required=True); p.add_argument('--per-class', type=int, default=1000)
+    p.add_argument('--recipes', nargs='*', default=[], help='none: only print (and --write) the table'); p.add_argument('--per-class', type=int, default=1000)
     p.add_argument('--epochs', type=int, default=3); p.add_argument('--lr', type=float, default=3e-3)
     p.add_argument('--seed', type=int, default=0); p.add_argument('--write', action='store_true')
     p.add_argument('--protocols', nargs='+', default=list(PROTOS), help=f"of {list(FASHION)}")
+    p.add_argument('--note', default='', help='Markdown put before the table in RESULTS.md (what the runs show)')
     a = p.parse_args()
     xtr, ytr, xte, yte = fashion_mnist()
     xtr, ytr = per_class(xtr, ytr, a.per_class)
@@ -112,7 +113,8 @@ if __name__ == '__main__':
                 "class (6000 = all), defaults 3 epochs, lr 3e-3, batch 128, seed 0 unless the recipe says otherwise. `feature`: `emb` "
                 "= the 512-d embedding (input of the last layer), `pool` = the pooled body features before the head, `l2`/`l3` = "
                 "resnet's layer2/layer3 pooled (`get_embeddings(learn, layer=learn.model[0][-3/-2])`), `multi` = layers 2-4. Values: MAP@R "
-                "on the unseen classes (leave-one-out), AUROC for unknown classes.\n\n"
+                "on the unseen classes (leave-one-out), AUROC for unknown classes; closed set: 1-NN accuracy and MAP@R, gallery = the "
+                "training images.\n\n" + (a.note.strip() + '\n\n' if a.note else '')
                 + '| ' + ' | '.join(s.columns) + ' |\n|' + '---|' * len(s.columns) + '\n'
-                + '\n'.join('| ' + ' | '.join(f'{v:.3f}' if isinstance(v, float) else str(v) for v in row) + ' |' for row in s.itertuples(index=False)))
+                + '\n'.join('| ' + ' | '.join(('' if np.isnan(v) else f'{v:.3f}') if isinstance(v, float) else str(v) for v in row) + ' |' for row in s.itertuples(index=False)))
         write_section('tuning', 'Tuning the recipe (issue 5): `python bench/tune.py`', body)
