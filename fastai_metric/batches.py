@@ -19,7 +19,7 @@ def dataset_labels(ds, n_inp:int=1) -> np.ndarray:
     lbls = np.array([int(get(i)) for i in range(len(ds))], dtype=np.int64)
     return lbls
 
-# %% ../nbs/07_batches.ipynb #c7efef03
+# %% ../nbs/07_batches.ipynb #3a68d15b
 class PKSampler:
     "Indices of `n_batches` batches, each `n_classes` distinct classes × `n_instances` items, drawn anew each epoch"
     def __init__(self, lbls:np.ndarray, n_classes:int, n_instances:int, n_batches:int, seed:int=None,
@@ -35,7 +35,7 @@ class PKSampler:
         if self.small.any():
             warnings.warn(f"{self.small.sum()} of {len(classes)} classes have fewer than n_instances={n_instances} items: "
                           "their items are drawn with replacement")
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(np.random.randint(2**31) if seed is None else seed)   # None: fastai's `set_seed` holds
         self.cat_classes = None if categories is None else self._by_category(np.asarray(categories), len(classes))
 
     def _by_category(self, cats, n):
@@ -68,12 +68,12 @@ class PKSampler:
                 out.append(self.rng.choice(self.members[c], self.n_instances, replace=bool(self.small[c])))
         return np.concatenate(out).tolist() if out else []
 
-# %% ../nbs/07_batches.ipynb #165b0dfc
+# %% ../nbs/07_batches.ipynb #d7aa10de
 def balanced_dl(
     dl:DataLoader, # A (training) DataLoader, e.g. `learn.dls.train`
     n_classes:int=8, # P: distinct classes per batch
     n_instances:int=4, # K: items per class per batch
-    seed:int=None, # Seed of the draws, for reproducible epochs
+    seed:int=None, # Seed of the draws (default: drawn from numpy's generator, so fastai's `set_seed` makes epochs reproducible)
     lbls:np.ndarray=None, # Labels of the items of `dl.dataset`, if they cannot be read from it
     get_category:callable=None, # `get_category(class_index) -> category`: each batch's classes then come from `n_categories` categories
     n_categories:int=2, # Categories per batch, with `get_category`
