@@ -84,7 +84,9 @@ def summary(t):
     t['value'] = t['1nn_accuracy'].fillna(t['map@r']).fillna(t['auroc']) if '1nn_accuracy' in t else t['map@r'].fillna(t['auroc'])
     if '1nn_accuracy' in t: t = pd.concat([t, t[t.protocol == 'closed 1-NN'].assign(protocol='closed MAP@R', value=lambda d: d['map@r'])])
     cols = [c for c in ['closed 1-NN', 'closed MAP@R', *PROTOS] if c in set(t.protocol)]
-    return t.pivot_table(index=['n_train', 'recipe', 'feature'], columns='protocol', values='value', sort=False)[cols].reset_index()
+    out = t.pivot_table(index=['n_train', 'recipe', 'feature'], columns='protocol', values='value', sort=False)[cols]
+    secs = t.groupby(['n_train', 'recipe']).sec_per_epoch.mean().rename('sec/epoch')     # mean over the protocols run
+    return out.join(secs, on=['n_train', 'recipe']).reset_index()
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
@@ -114,7 +116,8 @@ if __name__ == '__main__':
                 "= the 512-d embedding (input of the last layer), `pool` = the pooled body features before the head, `l2`/`l3` = "
                 "resnet's layer2/layer3 pooled (`get_embeddings(learn, layer=learn.model[0][-3/-2])`), `multi` = layers 2-4. Values: MAP@R "
                 "on the unseen classes (leave-one-out), AUROC for unknown classes; closed set: 1-NN accuracy and MAP@R, gallery = the "
-                "training images.\n\n" + (a.note.strip() + '\n\n' if a.note else '')
+                "training images. `sec/epoch`: seconds per training epoch, mean over the protocols run (their training sets differ: "
+                "6 of 10 classes for unseen {0,2,4,6} and unknown, 5 for unseen {5..9}, all 10 for closed).\n\n" + (a.note.strip() + '\n\n' if a.note else '')
                 + '| ' + ' | '.join(s.columns) + ' |\n|' + '---|' * len(s.columns) + '\n'
                 + '\n'.join('| ' + ' | '.join(('' if np.isnan(v) else f'{v:.3f}') if isinstance(v, float) else str(v) for v in row) + ' |' for row in s.itertuples(index=False)))
         write_section('tuning', 'Tuning the recipe (issue 5): `python bench/tune.py`', body)
