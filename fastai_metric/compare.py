@@ -46,7 +46,7 @@ METHODS = {
     'triplet_memory':  lambda learn: learn.to_triplet(miner='hard', memory=1024, **_pk(learn)),
 }
 
-# %% ../nbs/14_compare.ipynb #9e0f67cd
+# %% ../nbs/14_compare.ipynb #94bee445
 def train_method(
     method:str|Callable, # A key of `METHODS`, or your own conversion `learn -> learn`
     x_train:np.ndarray, y_train:np.ndarray, # Training images (uint8) and labels
@@ -73,7 +73,11 @@ def train_method(
 
 def body_layer(learn:Learner, i:int=-2) -> nn.Module:
     "Block `i` of the body of a `vision_learner` model (resnets: -1 layer4, -2 layer3, -3 layer2), to embed with"
-    return get_model(learn.model)[0][i]
+    body = get_model(learn.model)[0]
+    if not isinstance(body, nn.Sequential):
+        raise ValueError(f"body_layer needs a `vision_learner` model (body, head), got a {type(body).__name__} first: pass `layer=` one of your model's modules")
+    if not -len(body) <= i < len(body): raise ValueError(f"i={i}, but the body has {len(body)} blocks: choose -{len(body)} <= i < {len(body)}")
+    return body[i]
 
 def embed(
     learn:Learner|None, # A trained learner, or None for the pixels themselves

@@ -212,16 +212,20 @@ def _dataset_order(gathered, n, *ts):
         return out
     return tuple(put(t) for t in ts)
 
-# %% ../nbs/00_core.ipynb #dac11de9
+# %% ../nbs/00_core.ipynb #7d04fa93
+_concat_pool = AdaptiveConcatPool2d(1)
+
 def pooled_output(m:nn.Module, i, o:Tensor) -> Tensor:
-    "A layer's output as one vector per item: feature maps `(B,C,H,W)` pooled to their average and maximum `(B,2C)`, as fastai's `AdaptiveConcatPool2d`"
-    return torch.cat([o.mean((2, 3)), o.amax((2, 3))], 1) if o.ndim == 4 else o.flatten(1)
+    "A layer's output as one vector per item: feature maps `(B,C,H,W)` pooled by fastai's `AdaptiveConcatPool2d` (maximum, average) to `(B,2C)`"
+    return (_concat_pool(o) if o.ndim == 4 else o).flatten(1)
 
 def _hook_layer(model, layer):
     "The hook that catches the embedding: `layer`'s pooled output, or by default the input of the last layer"
     if layer is None: return hook_embedding(model)
-    if not isinstance(layer, nn.Module) or not any(m is layer for m in model.modules()):
-        raise ValueError(f"layer must be a module of the learner's model (e.g. `learn.model[0][-2]`, a resnet's layer3), got {type(layer).__name__}")
+    if not isinstance(layer, nn.Module):
+        raise TypeError(f"layer must be a module of the learner's model (e.g. `learn.model[0][-2]`, a resnet's layer3), got {type(layer).__name__}")
+    if not any(m is layer for m in model.modules()):
+        raise ValueError(f"This {type(layer).__name__} is not a module of the learner's model: pick one of its layers, e.g. `learn.model[0][-2]`")
     return Hook(layer, pooled_output, detach=False)
 
 def get_embeddings(
