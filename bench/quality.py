@@ -12,14 +12,18 @@ seeds. Protocols (see `fastai_metric.compare`):
 Run by hand (hours on 2 CPU cores at full size; minutes on a GPU):
     python bench/quality.py --epochs 5 --write                 # everything
     python bench/quality.py --per-class 1000 --epochs 3        # a reduced run: 1,000 training images per class
-Writes the tables to bench/RESULTS.md (section `quality`) with --write, and pictures to bench/pictures/ (t-SNE grid, bar charts)."""
+    python bench/quality.py --methods pixels softmax --section quality_full --write            # a long run in parts: the first part,
+    python bench/quality.py --methods arcface cosface --section quality_full --merge --write   # then the others, same settings
+Writes the table to bench/SECTION_table.csv and, with --write, to bench/RESULTS.md (section SECTION, default `quality`); pictures to
+bench/pictures/SECTION_tsne.png (t-SNE grid) and SECTION_bars.png. The t-SNE panels are kept in bench/SECTION_tsne.npz (a few KB a
+method), so a merged run draws every part's panels."""
 import argparse, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from sklearn.model_selection import train_test_split
 from fastai.vision.all import aug_transforms
 from fastai_metric.all import *
-from fastai_metric.compare import METHODS, compare, anomaly_sets, tsne_grid, bar_charts, results_markdown, body_layer
+from fastai_metric.compare import METHODS, compare, anomaly_sets, tsne_panels, tsne_grid, bar_charts, results_markdown, body_layer
 from common import machine, write_section
 
 FASHION = {'closed': ('closed', None), 'unseen {0,2,4,6}': ('unseen', [1, 3, 5, 7, 8, 9]),
@@ -32,6 +36,21 @@ def per_class(x, y, n, seed=0):
     idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:n] for c in np.unique(y)]))
     return x[idx], y[idx]
 
+def rank(method):
+    "Position of `method` in the tables and pictures: pixels, then `METHODS`' order, then any other"
+    order = ['pixels', *METHODS]
+    return order.index(method) if method in order else len(order)
+
+def save_panels(fn, panels):
+    "Keep t-SNE panels (method: `(xy, labels)`) in an .npz file"
+    np.savez_compressed(fn, **{f'{k}:{m}': v for m, (xy, y) in panels.items() for k, v in (('xy', xy.astype(np.float32)), ('y', y))})
+
+def load_panels(fn):
+    "The panels kept by `save_panels` (none if `fn` does not exist)"
+    if not Path(fn).exists(): return {}
+    z = np.load(fn)
+    return {k[3:]: (z[k], z['y:' + k[3:]]) for k in z.files if k.startswith('xy:')}
+
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
     p.add_argument('--epochs', type=int, default=5); p.add_argument('--lr', type=float, default=3e-3)
@@ -40,7 +59,8 @@ if __name__ == '__main__':
     p.add_argument('--methods', nargs='+', default=None); p.add_argument('--protocols', nargs='+', default=None)
     p.add_argument('--no-mnist', action='store_true'); p.add_argument('--aug', action='store_true', help='flips, small shifts and zooms')
     p.add_argument('--out', default=str(Path(__file__).parent/'pictures')); p.add_argument('--write', action='store_true')
-    p.add_argument('--merge', action='store_true', help='add these rows to those of the last run (bench/quality_table.csv)')
+    p.add_argument('--merge', action='store_true', help="add these rows and t-SNE panels to the last run's of the same section")
+    p.add_argument('--section', default='quality', help='name of the table, pictures and RESULTS.md section')
     p.add_argument('--body-layer', type=int, default=None, help='embed with block N of the body (resnet: -3 layer2, -2 layer3) instead of the embedding')
     a = p.parse_args()
     kw = dict(epochs=a.epochs, lr=a.lr, bs=a.bs, batch_tfms=aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None,
@@ -58,22 +78,28 @@ if __name__ == '__main__':
                         a.methods, tuple(a.seeds), tsne=False, **kw)
         tables.append(mt)
     table = pd.concat(tables, ignore_index=True)
-    csv = Path(__file__).parent/'quality_table.csv'
+    here = Path(__file__).parent
+    csv, npz = here/f'{a.section}_table.csv', here/f'{a.section}_tsne.npz'
     if a.merge and csv.exists():                          # earlier rows first, replaced where this run has the same protocol and method
         old = pd.read_csv(csv)
         old = old[~old.set_index(['protocol', 'method']).index.isin(table.set_index(['protocol', 'method']).index)]
         table = pd.concat([old, table]).reset_index(drop=True)
-        table = table.iloc[table.protocol.map({p: i for i, p in enumerate(dict.fromkeys(table.protocol))}).argsort(kind='stable')]
+        table = table.assign(_p=table.protocol.map({p: i for i, p in enumerate(dict.fromkeys(table.protocol))}), _m=table.method.map(rank))
+        table = table.sort_values(['_p', '_m'], kind='stable').drop(columns=['_p', '_m']).reset_index(drop=True)
     table.to_csv(csv, index=False)
     hours = (time.time() - start) / 3600
+    panels = load_panels(npz) if a.merge else {}
+    panels = {**panels, **tsne_panels(embs)}
+    panels = dict(sorted(panels.items(), key=lambda kv: rank(kv[0])))
+    save_panels(npz, panels)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    if embs: tsne_grid(embs, FASHION_CLASSES).savefig(out/f"quality_tsne{'_extra' if a.merge else ''}.png", dpi=60)
-    bar_charts(table).savefig(out/'quality_bars.png', dpi=60)
+    if panels: tsne_grid({}, FASHION_CLASSES, panels=panels).savefig(out/f'{a.section}_tsne.png', dpi=60)
+    bar_charts(table).savefig(out/f'{a.section}_bars.png', dpi=60)
     n_train = f"{a.per_class:,} training images per class" if a.per_class else "all 60,000 training images"
     body = (f"resnet18 from scratch, 28 px, 3 channels; {a.epochs} epochs of fit_one_cycle, lr {a.lr}, batch {a.bs}, "
-            f"{'flip/shift/zoom augmentation' if a.aug else 'no augmentation'}; {n_train}; seeds {a.seeds}; {hours:.1f} h in all; "
+            f"{'flip/shift/zoom augmentation' if a.aug else 'no augmentation'}; {n_train}; seeds {a.seeds}; {hours:.1f} h{' for the last part' if a.merge else ' in all'}; "
             f"{'the final embedding' if a.body_layer is None else f'features of body block {a.body_layer}'}. "
-            f"Cosine distance; `pixels` = raw pixels (the floor). Pictures: `bench/pictures/quality_tsne*.png`, `quality_bars.png`.\n\n"
+            f"Cosine distance; `pixels` = raw pixels (the floor). Pictures: `bench/pictures/{a.section}_tsne.png`, `{a.section}_bars.png`.\n\n"
             + results_markdown(table))
     print(body)
-    if a.write: write_section('quality', 'Quality on Fashion-MNIST and MNIST-5k (issue 5): `python bench/quality.py`', body)
+    if a.write: write_section(a.section, f"Quality on Fashion-MNIST and MNIST-5k (issue 5): `python bench/quality.py`{' (' + a.section + ')' if a.section != 'quality' else ''}", body)

@@ -20,8 +20,8 @@ from .retrieval import retrieval_metrics, open_set_auroc
 from .tsne import tsne_2d, plot_2d, subsample_idxs
 
 # %% auto #0
-__all__ = ['METHODS', 'train_method', 'body_layer', 'embed', 'protocol_result', 'anomaly_sets', 'compare', 'tsne_grid',
-           'bar_charts', 'results_markdown']
+__all__ = ['METHODS', 'train_method', 'body_layer', 'embed', 'protocol_result', 'anomaly_sets', 'compare', 'tsne_panels',
+           'tsne_grid', 'bar_charts', 'results_markdown']
 
 # %% ../nbs/14_compare.ipynb #ec5cd733
 def _pk(learn):
@@ -130,7 +130,7 @@ def protocol_result(
     if keep_embs: res['embs'],res['lbls'] = out
     return res
 
-# %% ../nbs/14_compare.ipynb #0dce4e91
+# %% ../nbs/14_compare.ipynb #4c0a28cd
 def anomaly_sets(n_classes:int=10, n_sets:int=5, n_out:int=5, seed:int=0) -> list:
     "`n_sets` different random choices of `n_out` held-out classes, as the lists of the known (other) classes"
     if not 0 < n_out < n_classes or n_sets > math.comb(n_classes, n_out):
@@ -171,14 +171,27 @@ def compare(
             if log: log(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k,v in row.items()))
     return pd.DataFrame(rows),embs
 
-def tsne_grid(embs:dict, vocab:list=None, n_max:int=2000, ncols:int=4, size:float=3.5, seed:int=42) -> plt.Figure:
-    "One t-SNE panel per method (a stratified subsample of `n_max` test embeddings each); returns the Figure"
-    nrows = (len(embs) + ncols - 1) // ncols
-    fig,axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size), squeeze=False)
-    for ax,(m,(e,l)) in zip(axs.flat, embs.items()):
+def tsne_panels(embs:dict, n_max:int=2000, seed:int=42) -> dict:
+    "Method: `(xy, labels)`, the 2-D t-SNE of a stratified subsample of `n_max` of its `(embeddings, labels)`: small enough to keep"
+    out = {}
+    for m,(e,l) in embs.items():
         idx = subsample_idxs(len(e), n_max, l, seed)
-        plot_2d(tsne_2d(e[idx], seed=seed), np.asarray(l)[idx], vocab, m, s=2, ax=ax, legend=False)
-    for ax in axs.flat[len(embs):]: ax.axis('off')
+        out[m] = (tsne_2d(e[idx], seed=seed), np.asarray(l)[idx])
+    return out
+
+def tsne_grid(
+    embs:dict, # Method: `(embeddings, labels)`
+    vocab:list=None, # Class names
+    n_max:int=2000, # Points per panel (a stratified subsample)
+    ncols:int=4, size:float=3.5, seed:int=42,
+    panels:dict=None, # Panels computed earlier by `tsne_panels`, drawn first (replaced by `embs`' own of the same method)
+) -> plt.Figure:
+    "One t-SNE panel per method; returns the Figure"
+    panels = {**ifnone(panels, {}), **tsne_panels(embs, n_max, seed)}
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig,axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size), squeeze=False)
+    for ax,(m,(xy,l)) in zip(axs.flat, panels.items()): plot_2d(xy, l, vocab, m, s=2, ax=ax, legend=False)
+    for ax in axs.flat[len(panels):]: ax.axis('off')
     fig.tight_layout()
     return fig
 
