@@ -93,7 +93,7 @@ if __name__ == '__main__':
     panels = dict(sorted(panels.items(), key=lambda kv: rank(kv[0])))
     save_panels(npz, panels)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    if panels: tsne_grid({}, FASHION_CLASSES, panels=panels).savefig(out/f'{a.section}_tsne.png', dpi=60)
+    if panels: tsne_grid(vocab=FASHION_CLASSES, panels=panels).savefig(out/f'{a.section}_tsne.png', dpi=60)
     bar_charts(table).savefig(out/f'{a.section}_bars.png', dpi=60)
     n_train = f"{a.per_class:,} training images per class" if a.per_class else "all 60,000 training images"
     body = (f"resnet18 from scratch, 28 px, 3 channels; {a.epochs} epochs of fit_one_cycle, lr {a.lr}, batch {a.bs}, "

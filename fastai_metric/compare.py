@@ -130,7 +130,7 @@ def protocol_result(
     if keep_embs: res['embs'],res['lbls'] = out
     return res
 
-# %% ../nbs/14_compare.ipynb #4c0a28cd
+# %% ../nbs/14_compare.ipynb #234b07a4
 def anomaly_sets(n_classes:int=10, n_sets:int=5, n_out:int=5, seed:int=0) -> list:
     "`n_sets` different random choices of `n_out` held-out classes, as the lists of the known (other) classes"
     if not 0 < n_out < n_classes or n_sets > math.comb(n_classes, n_out):
@@ -180,19 +180,22 @@ def tsne_panels(embs:dict, n_max:int=2000, seed:int=42) -> dict:
     return out
 
 def tsne_grid(
-    embs:dict, # Method: `(embeddings, labels)`
+    embs:dict=None, # Method: `(embeddings, labels)`
     vocab:list=None, # Class names
     n_max:int=2000, # Points per panel (a stratified subsample)
     ncols:int=4, size:float=3.5, seed:int=42,
     panels:dict=None, # Panels computed earlier by `tsne_panels`, drawn first (replaced by `embs`' own of the same method)
 ) -> plt.Figure:
-    "One t-SNE panel per method; returns the Figure"
-    panels = {**ifnone(panels, {}), **tsne_panels(embs, n_max, seed)}
+    "One t-SNE panel per method, with one legend of the classes below; returns the Figure"
+    panels = {**ifnone(panels, {}), **tsne_panels(ifnone(embs, {}), n_max, seed)}
+    if not panels: raise ValueError("tsne_grid needs `embs` (method: (embeddings, labels)) or `panels` from `tsne_panels`")
     nrows = (len(panels) + ncols - 1) // ncols
     fig,axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size), squeeze=False)
     for ax,(m,(xy,l)) in zip(axs.flat, panels.items()): plot_2d(xy, l, vocab, m, s=2, ax=ax, legend=False)
     for ax in axs.flat[len(panels):]: ax.axis('off')
-    fig.tight_layout()
+    handles,names = max((ax.get_legend_handles_labels() for ax in axs.flat), key=lambda hl: len(hl[1]))   # the panel with most classes
+    fig.legend(handles, names, loc='lower center', ncol=min(len(names), 10), markerscale=4, fontsize='small')
+    fig.tight_layout(rect=(0, 0.5/(nrows*size), 1, 1))                  # half an inch at the bottom for the legend
     return fig
 
 def bar_charts(table:pd.DataFrame, metrics:tuple=('map@r', 'auroc', '1nn_accuracy'), size:tuple=(6, 3)) -> plt.Figure:

@@ -46,7 +46,7 @@ def tsne_2d(
     perplexity = min(perplexity, max((len(x)-1)/3, 1))
     return np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=n_jobs, n_iter=n_iter, **kwargs).fit(x))
 
-# %% ../nbs/02_tsne.ipynb #4d1d2fe8
+# %% ../nbs/02_tsne.ipynb #9962cad6
 def plot_2d(
     xy:np.ndarray, # `(N,2)` coordinates
     lbls:Tensor=None, # Class indices, or `None` for one colour
@@ -58,6 +58,10 @@ def plot_2d(
     legend:bool=True, # Show the legend of the classes
 ) -> plt.Figure:
     "Scatter plot of `xy` coloured by class, with a legend of the `vocab` names"
+    xy = np.asarray(xy)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"plot_2d needs (N,2) coordinates, got shape {xy.shape}: lay embeddings out with `tsne_2d` first")
+    if lbls is not None and len(lbls) != len(xy): raise ValueError(f"{len(xy)} points but {len(lbls)} labels: give one label per point")
     fig,ax = plt.subplots(figsize=figsize) if ax is None else (ax.figure, ax)
     if lbls is None: ax.scatter(xy[:,0], xy[:,1], s=s)
     else:
