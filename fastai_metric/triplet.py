@@ -31,7 +31,8 @@ def get_miner(miner, margin:float=0.2):
 class ModelWithLosses(ModelWrapper):
     "Wrap `model` and hold the loss modules that have parameters or buffers, so they are trained, moved and saved with it"
     def __init__(self, model:nn.Module):
-        self.losses = nn.ModuleDict()    # before `model`: `last_leaf` (the embedding layer) stays the model's
+        self.loss_modules = nn.ModuleDict()  # before `model`: `last_leaf` (the embedding layer) stays the model's; not `losses`, which
+        # `learn.losses` would resolve to (Learner delegates to its model) and fastai's Recorder warns of shadowing at every fit
         self.model = model
 
 def _has_state(m): return isinstance(m, nn.Module) and any(True for _ in itertools.chain(m.parameters(), m.buffers()))
@@ -41,7 +42,7 @@ def register_loss(learn:Learner, name:str, loss:callable):
     if not _has_state(loss): return loss
     if not isinstance(learn.model, ModelWithLosses): learn.model = ModelWithLosses(learn.model)
     p = next(learn.model.model.parameters(), None)
-    learn.model.losses[name] = loss if p is None else loss.to(p.device)
+    learn.model.loss_modules[name] = loss if p is None else loss.to(p.device)
     sync_opt(learn)
     return loss
 

@@ -18,7 +18,7 @@ def _export_load(learn, tmp_path):
 @pytest.mark.parametrize('on', ['embedding', 'logits'])
 def test_center_loss_on_digits(on, digits_dls, tmp_path):
     learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path).to_center_loss(0.1, on=on)
-    cl = learn.model.losses['center']
+    cl = learn.model.loss_modules['center']
     assert cl.centers.shape == (10, 512 if on == 'embedding' else 10)
     c0 = cl.centers.detach().clone()
     fit_quiet(learn, 3)
@@ -28,10 +28,10 @@ def test_center_loss_on_digits(on, digits_dls, tmp_path):
     assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
     assert not torch.equal(c0, cl.centers.detach())                      # trained by the learner's optimiser
     learn2 = _export_load(learn, tmp_path)
-    assert torch.equal(learn2.model.losses['center'].centers, cl.centers)  # export keeps the centers
+    assert torch.equal(learn2.model.loss_modules['center'].centers, cl.centers)  # export keeps the centers
     learn.save('m')
     learn3 = vision_learner(digits_dls, resnet18, pretrained=False, path=tmp_path).to_center_loss(0.1, on=on).load('m')
-    assert torch.equal(learn3.model.losses['center'].centers, cl.centers)  # and so do save/load
+    assert torch.equal(learn3.model.loss_modules['center'].centers, cl.centers)  # and so do save/load
 
 def test_arcface_plus_triplet_on_digits(digits_dls, tmp_path):
     learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy).to_arcface().add_triplet(1., margin=0.2)
@@ -65,14 +65,14 @@ def test_pml_loss_with_parameters(digits_dls, tmp_path):
     assert not torch.equal(w0, loss.W.detach())                          # the loss's weights are trained
     assert knn_accuracy(learn) > 0.8
     learn2 = _export_load(learn, tmp_path)
-    assert torch.equal(learn2.model.losses['loss'].W, loss.W) and learn2.loss_func.loss is learn2.model.losses['loss']
+    assert torch.equal(learn2.model.loss_modules['loss'].W, loss.W) and learn2.loss_func.loss is learn2.model.loss_modules['loss']
 
 def test_hierarchical_triplet_on_digits(digits_dls):
     set_seed(0)
     learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(
         HierarchicalTripletLoss(10, refresh_every=20), n_classes=8, n_instances=4, seed=0)
     fit_quiet(learn, 3, 3e-3)
-    htl = learn.model.losses['loss']
+    htl = learn.model.loss_modules['loss']
     assert htl.n_builds.item() >= 3 and len(htl.level.unique()) > 2
     assert knn_accuracy(learn) > 0.8
 
