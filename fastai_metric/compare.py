@@ -186,14 +186,15 @@ def tsne_grid(
     ncols:int=4, size:float=3.5, seed:int=42,
     panels:dict=None, # Panels computed earlier by `tsne_panels`, drawn first (replaced by `embs`' own of the same method)
 ) -> plt.Figure:
-    "One t-SNE panel per method, with one legend of the classes below; returns the Figure"
+    "One t-SNE panel per method, each class one colour in every panel, with one legend below; returns the Figure"
     panels = {**ifnone(panels, {}), **tsne_panels(ifnone(embs, {}), n_max, seed)}
     if not panels: raise ValueError("tsne_grid needs `embs` (method: (embeddings, labels)) or `panels` from `tsne_panels`")
     nrows = (len(panels) + ncols - 1) // ncols
     fig,axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size), squeeze=False)
-    for ax,(m,(xy,l)) in zip(axs.flat, panels.items()): plot_2d(xy, l, vocab, m, s=2, ax=ax, legend=False)
+    classes = np.unique(np.concatenate([np.asarray(l) for _,l in panels.values()]))   # one colour per class in every panel
+    for ax,(m,(xy,l)) in zip(axs.flat, panels.items()): plot_2d(xy, l, vocab, m, s=2, ax=ax, legend=False, classes=classes)
     for ax in axs.flat[len(panels):]: ax.axis('off')
-    handles,names = max((ax.get_legend_handles_labels() for ax in axs.flat), key=lambda hl: len(hl[1]))   # the panel with most classes
+    handles,names = axs.flat[0].get_legend_handles_labels()            # every panel has every class's entry
     fig.legend(handles, names, loc='lower center', ncol=min(len(names), 10), markerscale=4, fontsize='small')
     fig.tight_layout(rect=(0, 0.5/(nrows*size), 1, 1))                  # half an inch at the bottom for the legend
     return fig

@@ -56,6 +56,7 @@ def plot_2d(
     s:float=6, # Marker size
     ax:plt.Axes=None, # Draw into these axes (e.g. one panel of a grid) instead of a new figure
     legend:bool=True, # Show the legend of the classes
+    classes:list=None, # Every class to colour, in order (default: those in `lbls`): the same colours across the panels of a grid
 ) -> plt.Figure:
     "Scatter plot of `xy` coloured by class, with a legend of the `vocab` names"
     xy = np.asarray(xy)
@@ -65,7 +66,7 @@ def plot_2d(
     fig,ax = plt.subplots(figsize=figsize) if ax is None else (ax.figure, ax)
     if lbls is None: ax.scatter(xy[:,0], xy[:,1], s=s)
     else:
-        lbls = np.asarray(lbls); classes = np.unique(lbls)
+        lbls = np.asarray(lbls); classes = np.unique(lbls) if classes is None else np.asarray(classes)
         cmap = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20' if len(classes) <= 20 else 'gist_ncar')
         for i,c in enumerate(classes):
             name = vocab[c] if vocab is not None and c < len(vocab) else c
