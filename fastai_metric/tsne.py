@@ -67,6 +67,7 @@ def plot_2d(
     if lbls is None: ax.scatter(xy[:,0], xy[:,1], s=s)
     else:
         lbls = np.asarray(lbls); classes = np.unique(lbls) if classes is None else np.asarray(classes)
+        if len(missing := np.setdiff1d(lbls, classes)): raise ValueError(f"labels {missing.tolist()} are not in `classes`: list every class drawn")
         cmap = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20' if len(classes) <= 20 else 'gist_ncar')
         for i,c in enumerate(classes):
             name = vocab[c] if vocab is not None and c < len(vocab) else c
