@@ -13,10 +13,10 @@ from fastai.callback.hook import Hook
 from sklearn.neighbors import KNeighborsClassifier
 
 # %% auto #0
-__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'MetricHead', 'classifier_layer', 'replace_module',
-           'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel', 'body_feature_model',
-           'embedding_model', 'check_single_label', 'EmbeddingCatcher', 'no_aug', 'distributed_order', 'pooled_output',
-           'get_embeddings', 'knn_accuracy']
+__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'check_label_range', 'to_numpy', 'MetricHead', 'classifier_layer',
+           'replace_module', 'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel',
+           'body_feature_model', 'embedding_model', 'check_single_label', 'check_no_data_parallel', 'EmbeddingCatcher',
+           'no_aug', 'distributed_order', 'pooled_output', 'get_embeddings', 'knn_accuracy']
 
 # %% ../nbs/00_core.ipynb #c213957d
 def last_leaf(model:nn.Module):
@@ -42,7 +42,25 @@ def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
     if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {w}embeddings but {len(lbls)} labels: they must match one to one")
     return embs.as_subclass(Tensor), lbls.long()
 
-# %% ../nbs/00_core.ipynb #85e8f5eb
+# %% ../nbs/00_core.ipynb #e126ebc7
+def check_label_range(lbls:Tensor, n_classes:int, fix:str) -> Tensor:
+    "`lbls`, or a clear error unless each lies in `[0, n_classes)` (`fix`: what to do); no host sync on a GPU"
+    if not len(lbls): return lbls
+    if lbls.device.type == 'cpu':
+        if ((lbls < 0) | (lbls >= n_classes)).any():
+            raise ValueError(f"Labels must lie in [0, {n_classes}), got [{lbls.min()}, {lbls.max()}]: {fix}")
+    else: torch._assert_async(((lbls >= 0) & (lbls < n_classes)).all(), f"Labels must lie in [0, {n_classes}): {fix}")
+    return lbls
+
+# %% ../nbs/00_core.ipynb #3fedbe1e
+def to_numpy(x, dtype=None) -> np.ndarray:
+    "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a numpy array"
+    if isinstance(x, Tensor):
+        x = x.detach().as_subclass(Tensor)
+        x = (x.float() if x.is_floating_point() and x.dtype != torch.float64 else x).cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+# %% ../nbs/00_core.ipynb #96441554
 class MetricHead(Module):
     "Base of the heads that take the place of a final `nn.Linear`: float32 maths, training labels from `LabelCatcher`"
     needs_label = True
@@ -70,10 +88,8 @@ class MetricHead(Module):
 
     def _check_label(self, label, x):
         _,label = check_embs_lbls(x, label)
-        if len(label) and ((label < 0) | (label >= self.out_features)).any():
-            raise ValueError(f"Labels must lie in [0, {self.out_features}), got [{label.min()}, {label.max()}]: "
-                             f"the head has {self.out_features} classes; rebuild it with the data's class count (`dls.c`)")
-        return label
+        return check_label_range(label, self.out_features, f"the head has {self.out_features} classes; rebuild it with the "
+                                 "data's class count (`dls.c`)")
 
     def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}"
 
@@ -157,10 +173,20 @@ def check_single_label(learn:Learner, what:str='A margin head'):
                          f"but this looks like a {kind} learner (a batch of targets of type {type(y).__name__}, dtype {t.dtype}, shape {tuple(t.shape)}). "
                          "Use a `CategoryBlock` target and `CrossEntropyLossFlat`.")
 
-# %% ../nbs/00_core.ipynb #9a19c4be
+# %% ../nbs/00_core.ipynb #62c3c351
+def check_no_data_parallel(model:nn.Module):
+    "Refuse a model holding an `nn.DataParallel` (`learn.to_parallel()`) with an error that points to `distrib_ctx`"
+    if any(isinstance(m, nn.DataParallel) for m in model.modules()):     # also below a wrapper that holds the losses
+        raise ValueError("fastai_metric does not support `nn.DataParallel` (`learn.to_parallel()`): its replicas split each batch but "
+                         "share the labels handed to margin heads and the storage of embedding hooks, so margins and embeddings "
+                         "would be wrong. Train on several GPUs with DDP instead: launch with `torchrun --nproc_per_node N train.py` "
+                         "and fit inside `with learn.distrib_ctx():`")
+
+# %% ../nbs/00_core.ipynb #3867a4e3
 class EmbeddingCatcher(Callback):
     "Make `learn.get_preds` return `(embeddings, *targets)` from `hook`, and skip the loss"
     def __init__(self, hook:Hook): self.hook,self.gathered = hook,None
+    def before_batch(self): check_no_data_parallel(self.learn.model)
     def after_pred(self):
         dl = self.learn.dl                                     # fastai's DistributedDL inside `distrib_ctx`: gathered batch by batch
         self.gathered = (dl.world_size, dl.bs) if type(dl).__name__ == 'DistributedDL' and dl.world_size > 1 else None

@@ -46,18 +46,23 @@ def to_subcenter_arcface(self:Learner, k:int=3, **kwargs):
     "Train `self` with a Sub-center ArcFace head (`k` sub-centers per class) in place of its final `nn.Linear`"
     return self.to_xface(SubCenterArcMarginProduct, k=k, **kwargs)
 
-# %% ../nbs/16_extra_heads.ipynb #2db79cd2
+# %% ../nbs/16_extra_heads.ipynb #cff7ffb3
 def _subcenter_head(learn) -> tuple:
     "Name and module of the learner's `SubCenterArcMarginProduct`"
     for n,m in get_model(learn.model).named_modules():
         if isinstance(m, SubCenterArcMarginProduct): return n,m
     raise ValueError("The learner has no Sub-center ArcFace head: convert it with `learn.to_subcenter_arcface()` first")
 
-def dominant_subcenters(head:SubCenterArcMarginProduct, embs:Tensor, lbls:Tensor) -> Tensor:
-    "For each class, the index of the sub-center most of its items are nearest to (0 for classes without items)"
+def _on_head(head, embs, lbls):
+    "`embs` and `lbls` checked and moved to the device of `head` (embeddings come back from `get_embeddings` on the CPU)"
     embs,lbls = check_embs_lbls(embs, lbls)
-    with torch.no_grad(): near = head.subcosines(embs)[torch.arange(len(embs)), lbls].argmax(-1)
-    return torch.bincount(lbls * head.k + near, minlength=head.out_features * head.k).view(-1, head.k).argmax(-1)
+    return embs.to(head.weight.device),lbls.to(head.weight.device)
+
+def dominant_subcenters(head:SubCenterArcMarginProduct, embs:Tensor, lbls:Tensor) -> Tensor:
+    "For each class, the index of the sub-center most of its items are nearest to (0 for classes without items), on the CPU"
+    embs,lbls = _on_head(head, embs, lbls)
+    with torch.no_grad(): near = head.subcosines(embs)[torch.arange(len(embs), device=embs.device), lbls].argmax(-1)
+    return torch.bincount(lbls * head.k + near, minlength=head.out_features * head.k).view(-1, head.k).argmax(-1).cpu()
 
 def _train_embs(learn, ds_idx):
     embs,lbls = get_embeddings(learn, ds_idx)
@@ -73,7 +78,7 @@ def subcenter_noise(self:Learner,
     _,head = _subcenter_head(self)
     embs,lbls = _train_embs(self, ds_idx)
     dom = dominant_subcenters(head, embs, lbls)
-    with torch.no_grad(): cos = head.subcosines(embs)[torch.arange(len(embs)), lbls, dom[lbls]]
+    with torch.no_grad(): cos = head.subcosines(_on_head(head, embs, lbls)[0]).cpu()[torch.arange(len(embs)), lbls, dom[lbls]]
     angles = torch.rad2deg(cos.clamp(-1, 1).acos())
     idxs = (angles > max_angle).nonzero().flatten()
     idxs = idxs[angles[idxs].argsort(descending=True)]
@@ -85,12 +90,12 @@ def drop_subcenters(self:Learner, ds_idx:int=0):
     name,head = _subcenter_head(self)
     dom = dominant_subcenters(head, *_train_embs(self, ds_idx))
     new = ArcMarginProduct(head.in_features, head.out_features, head.s, head.m, head.easy_margin).to(head.weight.device)
-    with torch.no_grad(): new.weight.copy_(head.weight.view(head.out_features, head.k, -1)[torch.arange(head.out_features), dom])
+    with torch.no_grad(): new.weight.copy_(head.weight.view(head.out_features, head.k, -1)[torch.arange(head.out_features), dom.to(head.weight.device)])
     replace_module(get_model(self.model), name, new)
     sync_opt(self)
     return self
 
-# %% ../nbs/16_extra_heads.ipynb #d779938b
+# %% ../nbs/16_extra_heads.ipynb #acdf08bf
 class AdaFaceProduct(CosineProduct):
     "AdaFace head: margins adapted by the feature norm (image quality proxy), with running batch statistics of the norm as buffers"
     def __init__(self,
@@ -111,11 +116,17 @@ class AdaFaceProduct(CosineProduct):
         "The normalised norm `ĝ` in [-1, 1] of each embedding (updating the running statistics first while training)"
         norms = x.norm(dim=1).clamp(1e-3, 100).detach()
         if self.training:
-            with torch.no_grad():
-                std = norms.std() if len(norms) > 1 else norms.new_zeros(())
-                self.batch_mean.lerp_(norms.mean(), self.t_alpha)
-                self.batch_std.lerp_(std, self.t_alpha)
-        return ((norms - self.batch_mean) / (self.batch_std + self.eps) * self.h).clamp(-1, 1)
+            with torch.no_grad(): self._update_stats(norms, x.isfinite().all(1))
+        return ((norms - self.batch_mean.float()) / (self.batch_std.float() + self.eps) * self.h).clamp(-1, 1)
+
+    def _update_stats(self, norms:Tensor, ok:Tensor):
+        "Move the running mean and std of the norm towards those of the finite rows `ok` (unchanged without any); no host sync"
+        k = ok.sum()
+        mean = torch.where(ok, norms, 0.).sum() / k.clamp_min(1)
+        std = (torch.where(ok, norms - mean, 0.).pow(2).sum() / (k - 1).clamp_min(1)).sqrt()
+        w = self.t_alpha * (k > 0).float()                  # std of one row: 0, as before
+        for buf,v in ((self.batch_mean, mean), (self.batch_std, std)):   # in float32 (buffers are half under `to_non_native_fp16`)
+            buf.copy_(torch.lerp(buf.float(), v, w))
 
     def logits(self, x, w, label):
         cos = self.cosine(x, w)

@@ -69,7 +69,7 @@ def chebyshev_t(x:Tensor, n:int) -> Tensor:
     for _ in range(n-1): a,b = b,2*x*b - a
     return b
 
-# %% ../nbs/01_heads.ipynb #242a4a76
+# %% ../nbs/01_heads.ipynb #fcdee463
 class SphereProduct(CosineProduct):
     "SphereFace head: multiplicative angular margin `m`, annealed with `lambda`, logits scaled by the feature norm"
     def __init__(self,
@@ -89,14 +89,18 @@ class SphereProduct(CosineProduct):
     @property
     def lamb(self) -> float:
         "Current weight of the plain cosine in the target logit"
-        return max(self.lambda_min, self.base * (1 + self.gamma*self.n_iter.item())**(-self.power))
+        return float(self.lamb_t())
+
+    def lamb_t(self) -> Tensor:
+        "`lamb` as a tensor on the head's device: no host sync in the training step"
+        return (self.base * (1 + self.gamma*self.n_iter.float())**(-self.power)).clamp_min(self.lambda_min)
 
     def margin(self, c):
         if self.training: self.n_iter += 1
         c = c.clamp(-1, 1)
         k = (self.m * c.detach().acos() / math.pi).floor()
         phi = (1 - 2*(k % 2)) * chebyshev_t(c, int(self.m)) - 2*k
-        return c + (phi - c) / (1 + self.lamb)
+        return c + (phi - c) / (1 + self.lamb_t())
 
     def scale(self, x): return x.norm(dim=1, keepdim=True)
 
@@ -143,11 +147,13 @@ def sync_opt(learn:Learner):
     elif learn.wd is not None: learn.opt.set_hypers(wd=learn.wd)
     if frozen: learn.freeze_to(frozen)
 
-# %% ../nbs/01_heads.ipynb #65ea7f98
+# %% ../nbs/01_heads.ipynb #65195a7f
 class LabelCatcher(Callback):
     "Hand the batch's labels to every label-aware head of the model while training, `None` otherwise"
     def before_train(self): sync_opt(self.learn)
-    def before_batch(self): self._hand(self.yb[0] if self.training and len(self.yb) else None)
+    def before_batch(self):
+        check_no_data_parallel(self.learn.model)
+        self._hand(self.yb[0] if self.training and len(self.yb) else None)
     def after_batch(self): self._hand(None)
     def after_fit(self): self._hand(None)
     def _hand(self, y):

@@ -13,7 +13,7 @@ from .retrieval import *
 # %% auto #0
 __all__ = ['RetrievalMetric', 'RecallAtK', 'PrecisionAtK', 'MapAtR']
 
-# %% ../nbs/12_live.ipynb #959e69a9
+# %% ../nbs/12_live.ipynb #dcde38e9
 class RetrievalMetric(Metric):
     "Collect the embeddings and labels of an epoch's validation; its value is `retrieval_metrics(...)[key]`, leave-one-out"
     needs_class_scores = False
@@ -24,6 +24,7 @@ class RetrievalMetric(Metric):
     def reset(self): self.embs,self.lbls,self._value = [],[],None
 
     def accumulate(self, learn):
+        check_no_data_parallel(learn.model)
         model = get_model(learn.model)
         if self.hook is None or self.hook.stored is None:
             self._remove()
@@ -43,7 +44,8 @@ class RetrievalMetric(Metric):
         if self.embs:
             e,l = torch.cat(self.embs),torch.cat(self.lbls)
             ok = len(e) > 1 and max(self.topk) < len(e)
-            self._value = retrieval_metrics(e, l, topk=self.topk, distance=self.distance)[self.key] if ok else None
+            if ok and not e.isfinite().all(): self._value = float('nan')     # diverged (e.g. fp16 overflow): shown, as fastai's metrics do
+            else: self._value = retrieval_metrics(e, l, topk=self.topk, distance=self.distance)[self.key] if ok else None
             self.embs,self.lbls = [],[]
         return self._value
 

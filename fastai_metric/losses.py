@@ -14,7 +14,7 @@ from .scale import gathered_loss
 # %% auto #0
 __all__ = ['TripletLossWithMiner', 'CenterLoss']
 
-# %% ../nbs/06_losses.ipynb #0a0f98b4
+# %% ../nbs/06_losses.ipynb #13ee4720
 def _rowwise_dist(x, y): return (x.float() - y.float()).pow(2).sum(1).clamp_min(1e-12).sqrt()
 
 def _is_idx(t): return isinstance(t, Tensor) and not t.is_floating_point() and t.ndim == 1
@@ -48,7 +48,7 @@ class TripletLossWithMiner(Module):
         else: mined = self.miner(embs, lbls)
         if not (isinstance(mined, (tuple,list)) and len(mined) == 3 and all(isinstance(t, Tensor) for t in mined)):
             raise ValueError(f"{self.miner!r} must return 3 tensors (anchor, positive, negative), got {type(mined).__name__}")
-        a,p,n = mined
+        a,p,n = mined = [t.to(embs.device) for t in mined]     # a user's miner may answer on another device (e.g. the CPU)
         if all(_is_idx(t) for t in mined) and len(a) == len(p) == len(n):
             if 2*len(a) < len(embs)**2:              # few triplets: distances of their rows only, O(T·D)
                 ea = embs.index_select(0, a)
@@ -80,7 +80,7 @@ class TripletLossWithMiner(Module):
         if not len(l): return embs.sum() * 0.       # no triplet: a finite zero that still backpropagates
         return l.mean() if self.reduction == 'mean' else l.sum()
 
-# %% ../nbs/06_losses.ipynb #641e9bea
+# %% ../nbs/06_losses.ipynb #f4a371d9
 class CenterLoss(Module):
     "Center loss (Wen et al. 2016): half the mean squared distance of each embedding to its class center, a learned parameter"
     def __init__(self,
@@ -94,8 +94,7 @@ class CenterLoss(Module):
         embs,lbls = check_embs_lbls(embs, lbls)
         if embs.shape[1] != self.n_feats:
             raise ValueError(f"Embeddings have {embs.shape[1]} features but the centers have {self.n_feats}: build `CenterLoss(n_classes, {embs.shape[1]})`")
-        if len(lbls) and ((lbls < 0) | (lbls >= self.n_classes)).any():
-            raise ValueError(f"Labels must lie in [0, {self.n_classes}), got [{lbls.min()}, {lbls.max()}]: build `CenterLoss` with the data's class count (`dls.c`)")
+        check_label_range(lbls, self.n_classes, "build `CenterLoss` with the data's class count (`dls.c`)")
         if not len(lbls): return embs.sum() * 0.
         with torch.autocast(embs.device.type, enabled=False):
             return (embs.float() - self.centers.float()[lbls]).pow(2).sum(1).mean() / 2

@@ -32,7 +32,7 @@ class LossPart(Metric):
     @property
     def name(self): return f'{self.part}_loss'
 
-# %% ../nbs/10_mix.ipynb #f669151e
+# %% ../nbs/10_mix.ipynb #019ed729
 def _check_on(on):
     if on not in ('embedding', 'logits'): raise ValueError(f"on={on!r}: use 'embedding' or 'logits'")
     return on
@@ -52,11 +52,12 @@ class EmbeddingLoss(Callback):
         register_loss(self.learn, self.part, self.loss)
         if self.on == 'embedding': self.hook = hook_embedding(get_model(self.learn.model))
 
+    def before_batch(self): check_no_data_parallel(self.learn.model)
     def after_pred(self): self.learn.loss_parts = {}
     def after_loss(self):
         if not len(self.yb): return          # e.g. `get_embeddings`, which skips the loss
         feats = self.pred if self.on == 'logits' else self.hook.stored
-        extra = self.loss(feats, self.yb[0])
+        with torch.autocast(feats.device.type, enabled=False): extra = self.loss(feats.float(), self.yb[0])   # float32, any loss
         parts = self.learn.loss_parts
         parts.setdefault('base', self.learn.loss_grad.detach())
         parts[self.part] = extra.detach()

@@ -28,7 +28,11 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #4cf28cdf
+# %% ../nbs/11_retrieval.ipynb #26646e21
+def _on_cpu(x) -> Tensor:
+    "`x` (a tensor on any device, with gradients or not, or an array) as a plain float32 CPU tensor"
+    return torch.as_tensor(x).detach().as_subclass(Tensor).float().cpu()
+
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -104,7 +108,8 @@ def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int,
     return v,i
 
 def distinct_rows(x:Tensor) -> tuple:
-    "`(rows, inverse)`: the distinct rows of `x` and where each row of `x` is among them, or `(x, None)` if all rows differ"
+    "`(rows, inverse)`: the distinct rows of `x` and where each row of `x` is among them, or `(x, None)` if all rows differ (on the CPU)"
+    x = _on_cpu(x)
     h = (x.double() * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)).sum(1)   # copies hash alike
     if len(h.unique()) == len(h): return x,None                # no two hashes equal: no copies (cheaper than sorting rows)
     u,inv = x.unique(dim=0, return_inverse=True)
@@ -150,6 +155,7 @@ def ranked_chunks(
     if backend not in ('torch', 'faiss'): raise ValueError(f"backend={backend!r}: use 'torch' or 'faiss'")
     if backend == 'torch' and (faiss_index or faiss_params):
         raise ValueError("faiss_index and faiss_params choose a faiss index: pass backend='faiss' with them (the torch backend is exact)")
+    q_embs,g_embs = _on_cpu(q_embs),_on_cpu(g_embs)            # from any device, with or without gradients
     if q_embs.shape[1] != g_embs.shape[1]:
         raise ValueError(f"Query embeddings have {q_embs.shape[1]} dimensions but gallery embeddings {g_embs.shape[1]}: embed both with the same model")
     n_g = len(g_embs) - int(exclude_self)
@@ -210,7 +216,7 @@ def knn(
     g,_ = check_retrieval_set(g_embs, None, 'gallery')
     return rank_gallery(q, g, k, distance, exclude_self, chunk_size, backend, None, faiss_index, faiss_params)
 
-# %% ../nbs/11_retrieval.ipynb #a87e332d
+# %% ../nbs/11_retrieval.ipynb #a03d92a6
 def _per_query(rel:Tensor, n_rel:Tensor, topk:tuple) -> dict:
     "Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts `n_rel`"
     K = rel.shape[1]
@@ -273,11 +279,12 @@ def retrieval_metrics(
 
 def cluster_scores(embs:Tensor, lbls:Tensor, distance:str='cosine', seed:int=0) -> dict:
     "NMI and AMI of a KMeans clustering of `embs` (as many clusters as classes) against `lbls`"
+    embs,lbls = _on_cpu(embs),to_numpy(lbls)
     x = (F.normalize(embs, dim=1) if distance == 'cosine' else embs).numpy()
-    n = len(lbls.unique())
+    n = len(np.unique(lbls))
     if n < 2 or len(x) <= n: return {'nmi': float('nan'), 'ami': float('nan')}
     pred = KMeans(n, n_init=3, random_state=seed).fit_predict(x)
-    return {'nmi': float(normalized_mutual_info_score(lbls.numpy(), pred)), 'ami': float(adjusted_mutual_info_score(lbls.numpy(), pred))}
+    return {'nmi': float(normalized_mutual_info_score(lbls, pred)), 'ami': float(adjusted_mutual_info_score(lbls, pred))}
 
 # %% ../nbs/11_retrieval.ipynb #94853ace
 def tpr_at_fpr(

@@ -27,7 +27,7 @@ def get_miner(miner, margin:float=0.2):
     if miner not in makers: raise ValueError(f"Unknown miner {miner!r}: use one of {', '.join(makers)} or a callable miner(embs, lbls)")
     return makers[miner]()
 
-# %% ../nbs/08_triplet.ipynb #76670bdf
+# %% ../nbs/08_triplet.ipynb #c4b9c58d
 class ModelWithLosses(ModelWrapper):
     "Wrap `model` and hold the loss modules that have parameters or buffers, so they are trained, moved and saved with it"
     def __init__(self, model:nn.Module):
@@ -40,13 +40,14 @@ def _has_state(m): return isinstance(m, nn.Module) and any(True for _ in itertoo
 def register_loss(learn:Learner, name:str, loss:callable):
     "Keep `loss` in `learn.model` under `name` (replacing one of that name) if it has parameters or buffers; return `loss`"
     if not _has_state(loss): return loss
+    check_no_data_parallel(learn.model)               # wrapping a DataParallel would leave fastai unable to unwrap it
     if not isinstance(learn.model, ModelWithLosses): learn.model = ModelWithLosses(learn.model)
     p = next(learn.model.model.parameters(), None)
     learn.model.loss_modules[name] = loss if p is None else loss.to(p.device)
     sync_opt(learn)
     return loss
 
-# %% ../nbs/08_triplet.ipynb #beacb617
+# %% ../nbs/08_triplet.ipynb #064de752
 class MetricLoss(Module):
     "The loss of a model that outputs embeddings: `loss(embs, lbls)`, or `loss(embs, lbls, miner(embs, lbls))` with a `miner`"
     def __init__(self, loss:callable, miner:callable=None, gather:bool=False): store_attr()
@@ -54,7 +55,9 @@ class MetricLoss(Module):
         embs,lbls = check_embs_lbls(embs, lbls)       # plain tensors: fastai's tensor subclasses break other libraries' indexing
         return gathered_loss(self._loss, embs, lbls) if getattr(self, 'gather', False) else self._loss(embs, lbls)
     def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor:
-        return self.loss(embs, lbls) if self.miner is None else self.loss(embs, lbls, self.miner(embs, lbls))
+        with torch.autocast(embs.device.type, enabled=False):       # any loss (the user's, pml's) computes in float32
+            embs = embs.float()
+            return self.loss(embs, lbls) if self.miner is None else self.loss(embs, lbls, self.miner(embs, lbls))
 
 def _check_no_class_metrics(learn):
     "Refuse metrics that need class scores (those that need none say so with `needs_class_scores = False`)"

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 # %% auto #0
 __all__ = ['subsample_idxs', 'tsne_2d', 'plot_2d', 'tsne_figure', 'plot_tsne']
 
-# %% ../nbs/02_tsne.ipynb #ed5a4300
+# %% ../nbs/02_tsne.ipynb #3f4ed297
 def subsample_idxs(
     n:int, # Number of points
     n_max:int, # Keep at most this many
@@ -25,12 +25,12 @@ def subsample_idxs(
 ) -> np.ndarray:
     "Sorted indices of at most `n_max` of `n` points, stratified by `lbls` when given"
     if n <= n_max: return np.arange(n)
-    strat = None if lbls is None else np.asarray(lbls)
+    strat = None if lbls is None else to_numpy(lbls)
     try: idxs,_ = train_test_split(np.arange(n), train_size=n_max, stratify=strat, random_state=seed)
     except ValueError: idxs,_ = train_test_split(np.arange(n), train_size=n_max, random_state=seed)
     return np.sort(idxs)
 
-# %% ../nbs/02_tsne.ipynb #39806fac
+# %% ../nbs/02_tsne.ipynb #54fd7058
 def tsne_2d(
     embs:Tensor, # `(N,D)` embeddings
     perplexity:float=30, # t-SNE perplexity (lowered for tiny sets)
@@ -41,12 +41,12 @@ def tsne_2d(
     **kwargs # Passed to `openTSNE.TSNE`
 ) -> np.ndarray:
     "`(N,2)` t-SNE coordinates of `embs` by openTSNE"
-    x = np.ascontiguousarray(np.asarray(embs, dtype=np.float32))
+    x = np.ascontiguousarray(to_numpy(embs, np.float32))
     if pca and x.shape[1] > pca and len(x) > pca: x = PCA(pca, random_state=seed).fit_transform(x).astype(np.float32)
     perplexity = min(perplexity, max((len(x)-1)/3, 1))
     return np.asarray(TSNE(perplexity=perplexity, random_state=seed, n_jobs=n_jobs, n_iter=n_iter, **kwargs).fit(x))
 
-# %% ../nbs/02_tsne.ipynb #9962cad6
+# %% ../nbs/02_tsne.ipynb #8cde6ca8
 def plot_2d(
     xy:np.ndarray, # `(N,2)` coordinates
     lbls:Tensor=None, # Class indices, or `None` for one colour
@@ -59,14 +59,14 @@ def plot_2d(
     classes:list=None, # Every class to colour, in order (default: those in `lbls`): the same colours across the panels of a grid
 ) -> plt.Figure:
     "Scatter plot of `xy` coloured by class, with a legend of the `vocab` names"
-    xy = np.asarray(xy)
+    xy = to_numpy(xy)
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"plot_2d needs (N,2) coordinates, got shape {xy.shape}: lay embeddings out with `tsne_2d` first")
     if lbls is not None and len(lbls) != len(xy): raise ValueError(f"{len(xy)} points but {len(lbls)} labels: give one label per point")
     fig,ax = plt.subplots(figsize=figsize) if ax is None else (ax.figure, ax)
     if lbls is None: ax.scatter(xy[:,0], xy[:,1], s=s)
     else:
-        lbls = np.asarray(lbls); classes = np.unique(lbls) if classes is None else np.asarray(classes)
+        lbls = to_numpy(lbls); classes = np.unique(lbls) if classes is None else to_numpy(classes)
         if len(missing := np.setdiff1d(lbls, classes)): raise ValueError(f"labels {missing.tolist()} are not in `classes`: list every class drawn")
         cmap = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20' if len(classes) <= 20 else 'gist_ncar')
         for i,c in enumerate(classes):
@@ -78,7 +78,7 @@ def plot_2d(
     if len(fig.axes) == 1: fig.tight_layout()
     return fig
 
-# %% ../nbs/02_tsne.ipynb #da31c007
+# %% ../nbs/02_tsne.ipynb #dcebd7cf
 def tsne_figure(
     embs:Tensor, # `(N,D)` embeddings
     lbls:Tensor=None, # Their labels, or `None`
@@ -93,9 +93,9 @@ def tsne_figure(
 ) -> plt.Figure:
     "t-SNE picture of `embs` coloured by `lbls`, subsampled above `n_max` (said in the title); returns the Figure"
     idxs = subsample_idxs(len(embs), n_max, lbls, seed)
-    xy = tsne_2d(np.asarray(embs)[idxs], perplexity=perplexity, seed=seed, **kwargs)
+    xy = tsne_2d(to_numpy(embs)[idxs], perplexity=perplexity, seed=seed, **kwargs)
     title = f"t-SNE of {len(idxs):,} {what}" + (f" (stratified subsample of {len(embs):,})" if len(idxs) < len(embs) else '')
-    return plot_2d(xy, None if lbls is None else np.asarray(lbls)[idxs], vocab, title, figsize, s)
+    return plot_2d(xy, None if lbls is None else to_numpy(lbls)[idxs], vocab, title, figsize, s)
 
 # %% ../nbs/02_tsne.ipynb #3a625a61
 _split_names = {0:'training', 1:'validation'}

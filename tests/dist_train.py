@@ -1,4 +1,5 @@
-"""A 2-process CPU (gloo) training run through fastai's `distrib_ctx`, launched by tests/test_scale.py:
+"""A 2-process training run through fastai's `distrib_ctx`, launched by tests/test_scale.py on the CPU (gloo, with
+`CUDA_VISIBLE_DEVICES=''`) and by tests/test_cuda.py on 2 GPUs (nccl):
 `python -m torch.distributed.run --standalone --nproc_per_node 2 tests/dist_train.py OUT.json`.
 Rank 0 writes, for each conversion, the losses, the largest difference between the embeddings gathered across processes and
 one process's own, and the live recall@1 against the value computed from one process's embeddings."""
@@ -20,7 +21,7 @@ CONVERSIONS = {'arcface': lambda l: l.to_arcface(),
 
 def run(name, data):
     xtr, ytr, xva, yva = data
-    dls = array_dls(xtr, ytr, xva, yva, bs=32, device='cpu')
+    dls = array_dls(xtr, ytr, xva, yva, bs=32)              # on this process's GPU (set below), or the CPU
     set_seed(0, reproducible=True)
     learn = CONVERSIONS[name](vision_learner(dls, resnet18, pretrained=False, metrics=[RecallAtK(1)]))
     with learn.no_bar(), learn.distrib_ctx():
@@ -36,6 +37,8 @@ def run(name, data):
                 knn_in=knn_in, knn_out=knn_out, world=dist.get_world_size() if dist.is_initialized() else 1)
 
 if __name__ == '__main__':
+    # each process's GPU first: DataLoaders made before it would all put their statistics on cuda:0
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     torch.set_num_threads(1)
     xtr, ytr, xva, yva = digits_arrays(sz=28)
     data = (xtr[:512], ytr[:512], xva[:150], yva[:150])

@@ -11,7 +11,8 @@ from fastai_metric.compare import METHODS
 pytest.importorskip('accelerate')
 
 def _losses():
-    return {'hard': TripletLossWithMiner(0.2, HardTripletsMiner()), 'all': TripletLossWithMiner(0.2, AllTripletsMiner()),
+    torch.manual_seed(0)                                                      # the same class centers in every process
+    return {'center': MetricLoss(CenterLoss(8, 8), gather=True),'hard': TripletLossWithMiner(0.2, HardTripletsMiner()), 'all': TripletLossWithMiner(0.2, AllTripletsMiner()),
             'semihard': TripletLossWithMiner(0.2, get_miner('semihard')), 'cluster': TripletLossWithMiner(0.2, get_miner('cluster')),
             'metric_loss': MetricLoss(TripletLossWithMiner(0.1, AllTripletsMiner()), gather=True)}
 
@@ -28,7 +29,7 @@ def _worker(rank, out):
         e = embs[part].clone().requires_grad_()
         l = loss(e, lbls[part])
         l.backward()
-        res[name] = (l.detach(), e.grad)
+        res[name] = (l.detach(), e.grad, [p.grad for p in loss.parameters()])
     torch.save(res, Path(out)/f'{rank}.pt')
 
 def test_gathered_loss_equals_one_process():
@@ -43,14 +44,51 @@ def test_gathered_loss_equals_one_process():
         for r in range(2):
             torch.testing.assert_close(parts[r][name][0], l.detach(), msg=name)          # the value of the global batch on each process
             torch.testing.assert_close(parts[r][name][1] / 2, e.grad[16*r:16*(r+1)], msg=name)   # DDP averages over 2 processes
+        for i, p in enumerate(loss.parameters()):                                  # the loss's own parameters (class centers):
+            torch.testing.assert_close((parts[0][name][2][i] + parts[1][name][2][i]) / 2, p.grad, msg=name)   # not scaled
         assert l > 0 and e.grad.abs().sum() > 0, name
+    assert len(list(_losses()['center'].parameters())) == 1
+
+def _state_batches():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(3, 2, 8, 6, generator=g), torch.randint(0, 4, (3, 2, 8), generator=g)   # steps x processes x items
+
+def _state_worker(rank, out):
+    "A DDP model (buffers broadcast from rank 0 before every forward) holding a memory miner and a hierarchical loss, gather=False"
+    torch.manual_seed(0)
+    model = ModelWithLosses(torch.nn.Linear(6, 8))
+    mem, htl = TripletLossWithMiner(0.2, MemoryBankMiner(64)), HierarchicalTripletLoss(4, refresh_every=1000)
+    model.loss_modules['mem'], model.loss_modules['htl'] = mem, htl
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    x, y = _state_batches()
+    for step in range(3):
+        e = ddp(x[step, rank])
+        (mem(e, y[step, rank]) + htl(e, y[step, rank])).backward()
+    torch.save({'mem': mem.miner.memory(), 'spread': htl.spread, 'level': htl.level, 'emb': model.model(x.view(-1, 6)).detach()},
+               Path(out)/f'{rank}.pt')
+
+def test_running_state_under_ddp_covers_every_process():
+    "Memory and hierarchy statistics observe the batches of all processes, so DDP's broadcast of rank 0's buffers loses nothing"
+    with tempfile.TemporaryDirectory() as d:
+        _run_two(_state_worker, d)
+        parts = [torch.load(Path(d)/f'{r}.pt') for r in range(2)]
+    x, y = _state_batches()
+    for r in range(2):
+        mem, ml = parts[r]['mem']
+        torch.testing.assert_close(mem, F.normalize(parts[r]['emb'], dim=1))   # step by step, rank by rank: all 48 items
+        torch.testing.assert_close(ml, y.flatten())
+    ref = HierarchicalTripletLoss(4, refresh_every=1000)
+    ref.observe(parts[0]['emb'][:16], y[0].flatten())                          # one process seeing the first global batch
+    for r in range(2):
+        torch.testing.assert_close(parts[r]['spread'], ref.spread); torch.testing.assert_close(parts[r]['level'], ref.level)
 
 def test_distrib_ctx_trains_on_two_cpu_processes():
     "Every conversion (heads, triplet/hierarchical/memory with gather=True, center loss, ArcFace + triplet) under `distrib_ctx`, torchrun, 2 CPU processes (gloo)"
     with tempfile.TemporaryDirectory() as d:
         out = Path(d)/'res.json'
         r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-                            str(Path(__file__).parent/'dist_train.py'), str(out)], capture_output=True, text=True, timeout=300)
+                            str(Path(__file__).parent/'dist_train.py'), str(out)], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''})   # the CPU run, also on a host with GPUs
         assert r.returncode == 0, r.stderr[-3000:]
         res = json.loads(out.read_text())
     assert len(res) == 11
