@@ -15,3 +15,4 @@ from .interpret import *
 from .scale import *
 from .extra_heads import *
 from .compare import *
+from .pretrained import *
