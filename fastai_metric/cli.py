@@ -17,33 +17,46 @@ from .compare import METHODS, compare, tsne_grid, results_markdown
 from .pretrained import pretrained_weights
 
 # %% auto #0
-__all__ = ['demo', 'demo_compare', 'main']
+__all__ = ['demo_learner', 'demo', 'demo_compare', 'main']
 
-# %% ../nbs/04_cli.ipynb #282c67a5
-def demo(
+# %% ../nbs/04_cli.ipynb #da45c40e
+def demo_learner(
     method:str='arcface', # One of `METHODS`
-    epochs:int=5, # Epochs of `fit_one_cycle`
-    out:str='demo_out', # Folder for the data and the t-SNE picture
-    lr:float=None, # Maximum learning rate (default 1e-2 from scratch, 2e-3 pretrained)
+    out:str='demo_out', # Folder for the data
     bs:int=64, # Batch size
-    sz:int=32, # Image size
+    sz:int=None, # Image size (default 32 from scratch, 64 pretrained)
     seed:int=42,
-    pretrained:bool=False, # ImageNet-pretrained EfficientNet-Lite0 (`pretrained_weights`, offline) and `fine_tune`
-) -> dict:
-    "Train resnet18 from scratch (or fine-tune a pretrained EfficientNet-Lite0) with `method` on digits; print accuracy and kNN accuracy, save the t-SNE picture"
+    pretrained:bool=False, # ImageNet-pretrained EfficientNet-Lite0 (`pretrained_weights`, offline) instead of resnet18 from scratch
+) -> Learner:
+    "The learner `demo` trains: digits as an image folder in `out`, a backbone, converted by `method`"
     if method not in METHODS: raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     set_seed(seed, reproducible=True)
+    sz = ifnone(sz, 64 if pretrained else 32)
     dls = ImageDataLoaders.from_folder(digits_folder(out/'digits', sz=sz, seed=seed), valid='valid', bs=bs, num_workers=0)
     if pretrained:
         arch,kw = 'efficientnet_lite0',dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_weights())))
     else: arch,kw = resnet18,dict(pretrained=False)
-    learn = METHODS[method](vision_learner(dls, arch, **kw))
+    return METHODS[method](vision_learner(dls, arch, **kw))
+
+def demo(
+    method:str='arcface', # One of `METHODS`
+    epochs:int=5, # Epochs of `fit_one_cycle` (of `fine_tune` after its frozen epoch when `pretrained`)
+    out:str='demo_out', # Folder for the data and the t-SNE picture
+    lr:float=1e-2, # Maximum learning rate
+    bs:int=64, # Batch size
+    sz:int=None, # Image size (default 32 from scratch, 64 pretrained: ImageNet features want pixels)
+    seed:int=42,
+    pretrained:bool=False, # ImageNet-pretrained EfficientNet-Lite0 (`pretrained_weights`, offline) and `fine_tune`
+) -> dict:
+    "Train resnet18 from scratch (or fine-tune a pretrained EfficientNet-Lite0) with `method` on digits; print accuracy and kNN accuracy, save the t-SNE picture"
+    learn = demo_learner(method, out, bs, sz, seed, pretrained)
+    out = Path(out)
     classifier = not isinstance(learn.loss_func, MetricLoss)  # embedding-only learners (triplet...) have no class scores
     if classifier: learn.metrics = accuracy
     start = time.time()
-    if pretrained: learn.fine_tune(epochs, ifnone(lr, 2e-3))  # one frozen epoch (head and loss), then `epochs` unfrozen
-    else: learn.fit_one_cycle(epochs, ifnone(lr, 1e-2))
+    if pretrained: learn.fine_tune(epochs, lr)                 # one frozen epoch (head and loss), then `epochs` unfrozen
+    else: learn.fit_one_cycle(epochs, lr)
     secs = time.time() - start
     res = dict(method=method, epochs=epochs, accuracy=float(learn.validate()[1]) if classifier else None, knn_accuracy=knn_accuracy(learn),
                seconds=round(secs, 1), pretrained=pretrained)
@@ -75,7 +88,7 @@ def demo_compare(
     print(md, f"\nTable and t-SNE grid written to {out/'compare.md'} and {out/'compare_tsne.png'}", sep='\n')
     return table
 
-# %% ../nbs/04_cli.ipynb #ec4c2ca6
+# %% ../nbs/04_cli.ipynb #833bf0fd
 def main(argv:list=None):
     "Entry point of the `fastai-metric` command"
     p = argparse.ArgumentParser(prog='fastai-metric', description='Deep metric learning for fastai')
@@ -85,11 +98,11 @@ def main(argv:list=None):
     d.add_argument('--compare', action='store_true', help='every method side by side: a table and a t-SNE grid')
     d.add_argument('--epochs', type=int, default=5)
     d.add_argument('--out', default='demo_out', help='folder for the data and the picture')
-    d.add_argument('--lr', type=float, default=None, help='default 1e-2 from scratch, 2e-3 pretrained')
+    d.add_argument('--lr', type=float, default=1e-2)
     d.add_argument('--pretrained', action='store_true',
                    help='fine-tune an ImageNet-pretrained EfficientNet-Lite0 (offline: pip install "fastai-metric[pretrained]")')
     d.add_argument('--bs', type=int, default=64)
     args = p.parse_args(argv)
     if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not --compare')
-    if args.compare: demo_compare(args.epochs, args.out, ifnone(args.lr, 1e-2), args.bs)
+    if args.compare: demo_compare(args.epochs, args.out, args.lr, args.bs)
     else: demo(args.method, args.epochs, args.out, args.lr, args.bs, pretrained=args.pretrained)   # returns None: the console script exits with status 0

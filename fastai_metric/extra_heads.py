@@ -46,7 +46,7 @@ def to_subcenter_arcface(self:Learner, k:int=3, **kwargs):
     "Train `self` with a Sub-center ArcFace head (`k` sub-centers per class) in place of its final `nn.Linear`"
     return self.to_xface(SubCenterArcMarginProduct, k=k, **kwargs)
 
-# %% ../nbs/16_extra_heads.ipynb #cff7ffb3
+# %% ../nbs/16_extra_heads.ipynb #35aca827
 def _subcenter_head(learn) -> tuple:
     "Name and module of the learner's `SubCenterArcMarginProduct`"
     for n,m in get_model(learn.model).named_modules():
@@ -90,7 +90,7 @@ def drop_subcenters(self:Learner, ds_idx:int=0):
     name,head = _subcenter_head(self)
     dom = dominant_subcenters(head, *_train_embs(self, ds_idx))
     new = ArcMarginProduct(head.in_features, head.out_features, head.s, head.m, head.easy_margin).to(head.weight.device)
-    with torch.no_grad(): new.weight.copy_(head.weight.view(head.out_features, head.k, -1)[torch.arange(head.out_features), dom.to(head.weight.device)])
+    with torch.no_grad(): new.weight.copy_(head.weight.view(head.out_features, head.k, -1)[torch.arange(head.out_features, device=head.weight.device), dom.to(head.weight.device)])
     replace_module(get_model(self.model), name, new)
     sync_opt(self)
     return self
