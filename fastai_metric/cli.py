@@ -19,7 +19,7 @@ from .pretrained import pretrained_weights
 # %% auto #0
 __all__ = ['demo_learner', 'demo', 'demo_compare', 'main']
 
-# %% ../nbs/04_cli.ipynb #da45c40e
+# %% ../nbs/04_cli.ipynb #4f0931ed
 def demo_learner(
     method:str='arcface', # One of `METHODS`
     out:str='demo_out', # Folder for the data
@@ -49,7 +49,7 @@ def demo(
     seed:int=42,
     pretrained:bool=False, # ImageNet-pretrained EfficientNet-Lite0 (`pretrained_weights`, offline) and `fine_tune`
 ) -> dict:
-    "Train resnet18 from scratch (or fine-tune a pretrained EfficientNet-Lite0) with `method` on digits; print accuracy and kNN accuracy, save the t-SNE picture"
+    "Train resnet18 from scratch (or fine-tune a pretrained EfficientNet-Lite0) with `method` on digits; print and draw the results"
     learn = demo_learner(method, out, bs, sz, seed, pretrained)
     out = Path(out)
     classifier = not isinstance(learn.loss_func, MetricLoss)  # embedding-only learners (triplet...) have no class scores
@@ -88,7 +88,7 @@ def demo_compare(
     print(md, f"\nTable and t-SNE grid written to {out/'compare.md'} and {out/'compare_tsne.png'}", sep='\n')
     return table
 
-# %% ../nbs/04_cli.ipynb #833bf0fd
+# %% ../nbs/04_cli.ipynb #3a7b75da
 def main(argv:list=None):
     "Entry point of the `fastai-metric` command"
     p = argparse.ArgumentParser(prog='fastai-metric', description='Deep metric learning for fastai')
@@ -105,4 +105,4 @@ def main(argv:list=None):
     args = p.parse_args(argv)
     if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not --compare')
     if args.compare: demo_compare(args.epochs, args.out, args.lr, args.bs)
-    else: demo(args.method, args.epochs, args.out, args.lr, args.bs, pretrained=args.pretrained)   # returns None: the console script exits with status 0
+    else: demo(args.method, args.epochs, args.out, args.lr, args.bs, pretrained=args.pretrained)   # None: exit status 0

@@ -13,8 +13,8 @@ from fastai.callback.hook import Hook
 from sklearn.neighbors import KNeighborsClassifier
 
 # %% auto #0
-__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'check_label_range', 'to_numpy', 'MetricHead', 'classifier_layer',
-           'replace_module', 'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel',
+__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'check_label_range', 'to_cpu_float', 'to_numpy', 'MetricHead',
+           'classifier_layer', 'replace_module', 'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel',
            'body_feature_model', 'embedding_model', 'check_single_label', 'check_no_data_parallel', 'EmbeddingCatcher',
            'no_aug', 'distributed_order', 'pooled_output', 'get_embeddings', 'knn_accuracy']
 
@@ -52,7 +52,11 @@ def check_label_range(lbls:Tensor, n_classes:int, fix:str) -> Tensor:
     else: torch._assert_async(((lbls >= 0) & (lbls < n_classes)).all(), f"Labels must lie in [0, {n_classes}): {fix}")
     return lbls
 
-# %% ../nbs/00_core.ipynb #3fedbe1e
+# %% ../nbs/00_core.ipynb #df6bafc6
+def to_cpu_float(x) -> Tensor:
+    "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a plain float32 CPU tensor"
+    return torch.as_tensor(x).detach().as_subclass(Tensor).float().cpu()
+
 def to_numpy(x, dtype=None) -> np.ndarray:
     "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a numpy array"
     if isinstance(x, Tensor):
@@ -173,14 +177,14 @@ def check_single_label(learn:Learner, what:str='A margin head'):
                          f"but this looks like a {kind} learner (a batch of targets of type {type(y).__name__}, dtype {t.dtype}, shape {tuple(t.shape)}). "
                          "Use a `CategoryBlock` target and `CrossEntropyLossFlat`.")
 
-# %% ../nbs/00_core.ipynb #62c3c351
+# %% ../nbs/00_core.ipynb #2e056a49
 def check_no_data_parallel(model:nn.Module):
     "Refuse a model holding an `nn.DataParallel` (`learn.to_parallel()`) with an error that points to `distrib_ctx`"
     if any(isinstance(m, nn.DataParallel) for m in model.modules()):     # also below a wrapper that holds the losses
-        raise ValueError("fastai_metric does not support `nn.DataParallel` (`learn.to_parallel()`): its replicas split each batch but "
-                         "share the labels handed to margin heads and the storage of embedding hooks, so margins and embeddings "
-                         "would be wrong. Train on several GPUs with DDP instead: launch with `torchrun --nproc_per_node N train.py` "
-                         "and fit inside `with learn.distrib_ctx():`")
+        raise ValueError("fastai_metric does not support `nn.DataParallel` (`learn.to_parallel()`): its replicas split "
+                         "each batch but share the labels handed to margin heads and the storage of embedding hooks, so "
+                         "margins and embeddings would be wrong. Train on several GPUs with DDP instead: launch with "
+                         "`torchrun --nproc_per_node N train.py` and fit inside `with learn.distrib_ctx():`")
 
 # %% ../nbs/00_core.ipynb #3867a4e3
 class EmbeddingCatcher(Callback):

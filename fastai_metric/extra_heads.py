@@ -46,7 +46,7 @@ def to_subcenter_arcface(self:Learner, k:int=3, **kwargs):
     "Train `self` with a Sub-center ArcFace head (`k` sub-centers per class) in place of its final `nn.Linear`"
     return self.to_xface(SubCenterArcMarginProduct, k=k, **kwargs)
 
-# %% ../nbs/16_extra_heads.ipynb #35aca827
+# %% ../nbs/16_extra_heads.ipynb #0e27eabc
 def _subcenter_head(learn) -> tuple:
     "Name and module of the learner's `SubCenterArcMarginProduct`"
     for n,m in get_model(learn.model).named_modules():
@@ -54,12 +54,12 @@ def _subcenter_head(learn) -> tuple:
     raise ValueError("The learner has no Sub-center ArcFace head: convert it with `learn.to_subcenter_arcface()` first")
 
 def _on_head(head, embs, lbls):
-    "`embs` and `lbls` checked and moved to the device of `head` (embeddings come back from `get_embeddings` on the CPU)"
+    "`embs` and `lbls` checked and moved to the device of `head` (`get_embeddings` returns them on the CPU)"
     embs,lbls = check_embs_lbls(embs, lbls)
     return embs.to(head.weight.device),lbls.to(head.weight.device)
 
 def dominant_subcenters(head:SubCenterArcMarginProduct, embs:Tensor, lbls:Tensor) -> Tensor:
-    "For each class, the index of the sub-center most of its items are nearest to (0 for classes without items), on the CPU"
+    "On the CPU, for each class, the index of the sub-center most of its items are nearest to (0 for classes without items)"
     embs,lbls = _on_head(head, embs, lbls)
     with torch.no_grad(): near = head.subcosines(embs)[torch.arange(len(embs), device=embs.device), lbls].argmax(-1)
     return torch.bincount(lbls * head.k + near, minlength=head.out_features * head.k).view(-1, head.k).argmax(-1).cpu()
@@ -78,7 +78,8 @@ def subcenter_noise(self:Learner,
     _,head = _subcenter_head(self)
     embs,lbls = _train_embs(self, ds_idx)
     dom = dominant_subcenters(head, embs, lbls)
-    with torch.no_grad(): cos = head.subcosines(_on_head(head, embs, lbls)[0]).cpu()[torch.arange(len(embs)), lbls, dom[lbls]]
+    e,l = _on_head(head, embs, lbls)
+    with torch.no_grad(): cos = head.subcosines(e)[torch.arange(len(e), device=e.device), l, dom.to(e.device)[l]].cpu()
     angles = torch.rad2deg(cos.clamp(-1, 1).acos())
     idxs = (angles > max_angle).nonzero().flatten()
     idxs = idxs[angles[idxs].argsort(descending=True)]
@@ -90,12 +91,13 @@ def drop_subcenters(self:Learner, ds_idx:int=0):
     name,head = _subcenter_head(self)
     dom = dominant_subcenters(head, *_train_embs(self, ds_idx))
     new = ArcMarginProduct(head.in_features, head.out_features, head.s, head.m, head.easy_margin).to(head.weight.device)
-    with torch.no_grad(): new.weight.copy_(head.weight.view(head.out_features, head.k, -1)[torch.arange(head.out_features, device=head.weight.device), dom.to(head.weight.device)])
+    w = head.weight.view(head.out_features, head.k, -1)
+    with torch.no_grad(): new.weight.copy_(w[torch.arange(head.out_features, device=w.device), dom.to(w.device)])
     replace_module(get_model(self.model), name, new)
     sync_opt(self)
     return self
 
-# %% ../nbs/16_extra_heads.ipynb #acdf08bf
+# %% ../nbs/16_extra_heads.ipynb #7169eeb5
 class AdaFaceProduct(CosineProduct):
     "AdaFace head: margins adapted by the feature norm (image quality proxy), with running batch statistics of the norm as buffers"
     def __init__(self,
@@ -120,12 +122,12 @@ class AdaFaceProduct(CosineProduct):
         return ((norms - self.batch_mean.float()) / (self.batch_std.float() + self.eps) * self.h).clamp(-1, 1)
 
     def _update_stats(self, norms:Tensor, ok:Tensor):
-        "Move the running mean and std of the norm towards those of the finite rows `ok` (unchanged without any); no host sync"
+        "Move the running mean and std of the norm towards those of the finite rows `ok` (none: unchanged); no host sync"
         k = ok.sum()
         mean = torch.where(ok, norms, 0.).sum() / k.clamp_min(1)
         std = (torch.where(ok, norms - mean, 0.).pow(2).sum() / (k - 1).clamp_min(1)).sqrt()
         w = self.t_alpha * (k > 0).float()                  # std of one row: 0, as before
-        for buf,v in ((self.batch_mean, mean), (self.batch_std, std)):   # in float32 (buffers are half under `to_non_native_fp16`)
+        for buf,v in ((self.batch_mean, mean), (self.batch_std, std)):   # float32 (half buffers: `to_non_native_fp16`)
             buf.copy_(torch.lerp(buf.float(), v, w))
 
     def logits(self, x, w, label):

@@ -33,7 +33,7 @@ def tree_levels(
         level[torch.as_tensor(g[:,None] == g[None])] = l
     return level.fill_diagonal_(0)
 
-# %% ../nbs/09_hierarchy.ipynb #70fb7eda
+# %% ../nbs/09_hierarchy.ipynb #616a34f0
 class HierarchicalTripletLoss(TripletLossWithMiner):
     "Triplet loss whose margin grows with the level at which the anchor's and the negative's classes merge in a class tree"
     def __init__(self,
@@ -57,18 +57,19 @@ class HierarchicalTripletLoss(TripletLossWithMiner):
         self.register_buffer('spread', torch.zeros(n_classes))               # s_c
         self.register_buffer('n_builds', torch.zeros((), dtype=torch.long))
         for k in ('sums','sqs','counts'): self.register_buffer(k, None, persistent=False)   # statistics since the last build
-        self.n_seen,self.built = 0,False                      # kept in Python: the step reads nothing back from the device
+        self.n_seen,self.built = 0,False              # kept in Python: the step reads nothing back from the device
 
     def observe(self, embs:Tensor, lbls:Tensor):
-        "Add a training batch (of every process under DDP; finite rows only) to the class statistics; build the tree on the first batch and every `refresh_every`"
+        "Add a training batch (of all processes under DDP; finite rows) to the class statistics; build the tree at once and every `refresh_every`"
         with torch.no_grad():
             embs,lbls = gathered_state(embs, lbls)
             x = F.normalize(embs.float(), dim=1) if self.normalize else embs.float()
-            ok = x.isfinite().all(1)                  # an overflowing (fp16) batch must not poison the statistics; no host sync
+            ok = x.isfinite().all(1)                  # an overflowing fp16 batch must not poison the statistics; no host sync
             x = torch.where(ok[:,None], x, 0.)
             if self.sums is None or self.sums.shape[1] != x.shape[1] or self.sums.device != x.device:
                 self.sums,self.sqs,self.counts = x.new_zeros(self.n_classes, x.shape[1]),x.new_zeros(self.n_classes),x.new_zeros(self.n_classes)
-            self.sums.index_add_(0, lbls, x); self.sqs.index_add_(0, lbls, (x*x).sum(1)); self.counts.index_add_(0, lbls, ok.float())
+            self.sums.index_add_(0, lbls, x); self.sqs.index_add_(0, lbls, (x*x).sum(1))
+            self.counts.index_add_(0, lbls, ok.float())
             self.n_seen += 1
             if not self.built or self.n_seen >= self.refresh_every:
                 self.build(self.sums, self.sqs, self.counts)

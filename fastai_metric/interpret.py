@@ -16,7 +16,7 @@ from .tsne import tsne_figure
 # %% auto #0
 __all__ = ['MetricInterpretation']
 
-# %% ../nbs/13_interpret.ipynb #f0870471
+# %% ../nbs/13_interpret.ipynb #9c99610f
 def _show_item(x, ax, title:str, color:str=None):
     "Show `x` (a fastai item with `show`, or an image tensor) on `ax`, with a coloured frame"
     if hasattr(x, 'show'): x.show(ctx=ax)
@@ -43,7 +43,7 @@ class MetricInterpretation:
     @classmethod
     def from_learner(cls, learn:Learner, ds_idx:int=1, dl:DataLoader=None, distance:str='cosine', k:int=10):
         "Embed `learn.dls[ds_idx]` (or `dl`) with `learn` and interpret it"
-        if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)   # every item once, not P×K draws
+        if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)   # each item once, not P×K
         embs,lbls = get_embeddings(learn, dl=dl)
         if lbls is None: raise ValueError("MetricInterpretation needs labels: pass a labelled DataLoader (not a `test_dl` without targets)")
         return cls(dl, embs, lbls, getattr(learn.dls, 'vocab', None), distance, k)

@@ -13,7 +13,7 @@ from .retrieval import *
 # %% auto #0
 __all__ = ['RetrievalMetric', 'RecallAtK', 'PrecisionAtK', 'MapAtR']
 
-# %% ../nbs/12_live.ipynb #dcde38e9
+# %% ../nbs/12_live.ipynb #833f88d9
 class RetrievalMetric(Metric):
     "Collect the embeddings and labels of an epoch's validation; its value is `retrieval_metrics(...)[key]`, leave-one-out"
     needs_class_scores = False
@@ -44,8 +44,9 @@ class RetrievalMetric(Metric):
         if self.embs:
             e,l = torch.cat(self.embs),torch.cat(self.lbls)
             ok = len(e) > 1 and max(self.topk) < len(e)
-            if ok and not e.isfinite().all(): self._value = float('nan')     # diverged (e.g. fp16 overflow): shown, as fastai's metrics do
-            else: self._value = retrieval_metrics(e, l, topk=self.topk, distance=self.distance)[self.key] if ok else None
+            if not ok: self._value = None
+            elif not e.isfinite().all(): self._value = float('nan')     # diverged (fp16 overflow): shown as fastai's metrics do
+            else: self._value = retrieval_metrics(e, l, topk=self.topk, distance=self.distance)[self.key]
             self.embs,self.lbls = [],[]
         return self._value
 

@@ -95,7 +95,7 @@ class HardClusterMiner:
         return means, embs[p], means[n]
     def __repr__(self): return 'HardClusterMiner()'
 
-# %% ../nbs/05_miners.ipynb #628629a4
+# %% ../nbs/05_miners.ipynb #595aaef2
 class MemoryBankMiner(Module):
     "Batch-hard triplets of the current batch's anchors among the current batch and a memory of the last `size` embeddings"
     def __init__(self, size:int=1024):
@@ -120,7 +120,7 @@ class MemoryBankMiner(Module):
         if self.mem.shape != (self.size, embs.shape[1]):
             self.mem = embs.new_zeros(self.size, embs.shape[1]); self.mem_lbls = lbls.new_full((self.size,), -1)
             self.ptr.zero_(); self.n.zero_()
-        ok = embs.isfinite().all(1)                  # an overflowing (fp16) batch must not poison the memory; no host sync
+        ok = embs.isfinite().all(1)               # an overflowing (fp16) batch must not poison the memory; no host sync
         idx = (self.ptr + torch.arange(len(embs), device=embs.device)) % self.size
         self.mem[idx],self.mem_lbls[idx] = torch.where(ok[:,None], embs, 0.),torch.where(ok, lbls, -1)
         self.ptr.copy_((self.ptr + len(embs)) % self.size); self.n.clamp_(max=self.size - len(embs)).add_(len(embs))
@@ -142,6 +142,10 @@ class MemoryBankMiner(Module):
 
     def _load_from_state_dict(self, sd, prefix, *args, **kwargs):
         "Take a saved memory of any size: it is allocated at the first batch, so a fresh miner's is still empty"
+        n = len(sd.get(prefix + 'mem', ()))
+        if n not in (0, self.size):
+            raise ValueError(f"The saved memory holds {n} embeddings but this miner's size is {self.size}: build it with "
+                             f"`MemoryBankMiner({n})` (`to_triplet(memory={n})`)")
         for k in ('mem', 'mem_lbls'):
             if prefix + k in sd: setattr(self, k, getattr(self, k).new_empty(sd[prefix + k].shape))
         super()._load_from_state_dict(sd, prefix, *args, **kwargs)

@@ -32,7 +32,7 @@ class LossPart(Metric):
     @property
     def name(self): return f'{self.part}_loss'
 
-# %% ../nbs/10_mix.ipynb #019ed729
+# %% ../nbs/10_mix.ipynb #36f58c8a
 def _check_on(on):
     if on not in ('embedding', 'logits'): raise ValueError(f"on={on!r}: use 'embedding' or 'logits'")
     return on
@@ -57,7 +57,7 @@ class EmbeddingLoss(Callback):
     def after_loss(self):
         if not len(self.yb): return          # e.g. `get_embeddings`, which skips the loss
         feats = self.pred if self.on == 'logits' else self.hook.stored
-        with torch.autocast(feats.device.type, enabled=False): extra = self.loss(feats.float(), self.yb[0])   # float32, any loss
+        with torch.autocast(feats.device.type, enabled=False): extra = self.loss(feats.float(), self.yb[0])   # any loss: fp32
         parts = self.learn.loss_parts
         parts.setdefault('base', self.learn.loss_grad.detach())
         parts[self.part] = extra.detach()

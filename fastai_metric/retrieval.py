@@ -16,23 +16,18 @@ import matplotlib.pyplot as plt
 __all__ = ['check_retrieval_set', 'topk_grouped', 'distinct_rows', 'ranked_chunks', 'rank_gallery', 'knn', 'retrieval_metrics',
            'cluster_scores', 'tpr_at_fpr', 'identification_rate', 'open_set_scores', 'open_set_auroc', 'plot_roc']
 
-# %% ../nbs/11_retrieval.ipynb #93def3a3
+# %% ../nbs/11_retrieval.ipynb #8e55740e
 def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     "Float32 CPU `embs` `(N,D)` and int64 `lbls` `(N,)` (or `None`), or a clear error"
-    embs = torch.as_tensor(embs).as_subclass(Tensor)
+    embs = to_cpu_float(embs)
     if embs.ndim != 2: raise ValueError(f"The {what} embeddings must be a 2-D (items, features) tensor, got shape {tuple(embs.shape)}")
     if not len(embs): raise ValueError(f"The {what} set is empty: pass at least one embedding")
-    embs = embs.detach().float().cpu()
     if not torch.isfinite(embs).all():
         raise ValueError(f"The {what} embeddings contain {int((~torch.isfinite(embs)).sum())} NaN or inf values: the model diverged or "
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/11_retrieval.ipynb #26646e21
-def _on_cpu(x) -> Tensor:
-    "`x` (a tensor on any device, with gradients or not, or an array) as a plain float32 CPU tensor"
-    return torch.as_tensor(x).detach().as_subclass(Tensor).float().cpu()
-
+# %% ../nbs/11_retrieval.ipynb #c1db5eda
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
     "Scores `(Q,G)`, higher is nearer: `cos` for 'cosine' (inputs normalised), `−‖q−g‖²` for 'euclidean'"
     s = q @ g.T
@@ -108,8 +103,8 @@ def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int,
     return v,i
 
 def distinct_rows(x:Tensor) -> tuple:
-    "`(rows, inverse)`: the distinct rows of `x` and where each row of `x` is among them, or `(x, None)` if all rows differ (on the CPU)"
-    x = _on_cpu(x)
+    "`(rows, inverse)`: the distinct rows of `x` (on the CPU) and where each row of `x` is among them, or `(x, None)` if all differ"
+    x = to_cpu_float(x)
     h = (x.double() * torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)).sum(1)   # copies hash alike
     if len(h.unique()) == len(h): return x,None                # no two hashes equal: no copies (cheaper than sorting rows)
     u,inv = x.unique(dim=0, return_inverse=True)
@@ -155,7 +150,7 @@ def ranked_chunks(
     if backend not in ('torch', 'faiss'): raise ValueError(f"backend={backend!r}: use 'torch' or 'faiss'")
     if backend == 'torch' and (faiss_index or faiss_params):
         raise ValueError("faiss_index and faiss_params choose a faiss index: pass backend='faiss' with them (the torch backend is exact)")
-    q_embs,g_embs = _on_cpu(q_embs),_on_cpu(g_embs)            # from any device, with or without gradients
+    q_embs,g_embs = to_cpu_float(q_embs),to_cpu_float(g_embs)            # from any device, with or without gradients
     if q_embs.shape[1] != g_embs.shape[1]:
         raise ValueError(f"Query embeddings have {q_embs.shape[1]} dimensions but gallery embeddings {g_embs.shape[1]}: embed both with the same model")
     n_g = len(g_embs) - int(exclude_self)
@@ -216,7 +211,7 @@ def knn(
     g,_ = check_retrieval_set(g_embs, None, 'gallery')
     return rank_gallery(q, g, k, distance, exclude_self, chunk_size, backend, None, faiss_index, faiss_params)
 
-# %% ../nbs/11_retrieval.ipynb #a03d92a6
+# %% ../nbs/11_retrieval.ipynb #deac3e33
 def _per_query(rel:Tensor, n_rel:Tensor, topk:tuple) -> dict:
     "Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts `n_rel`"
     K = rel.shape[1]
@@ -279,21 +274,22 @@ def retrieval_metrics(
 
 def cluster_scores(embs:Tensor, lbls:Tensor, distance:str='cosine', seed:int=0) -> dict:
     "NMI and AMI of a KMeans clustering of `embs` (as many clusters as classes) against `lbls`"
-    embs,lbls = _on_cpu(embs),to_numpy(lbls)
+    embs,lbls = to_cpu_float(embs),to_numpy(lbls)
     x = (F.normalize(embs, dim=1) if distance == 'cosine' else embs).numpy()
     n = len(np.unique(lbls))
     if n < 2 or len(x) <= n: return {'nmi': float('nan'), 'ami': float('nan')}
     pred = KMeans(n, n_init=3, random_state=seed).fit_predict(x)
-    return {'nmi': float(normalized_mutual_info_score(lbls, pred)), 'ami': float(adjusted_mutual_info_score(lbls, pred))}
+    return {'nmi': float(normalized_mutual_info_score(lbls, pred)),
+            'ami': float(adjusted_mutual_info_score(lbls, pred))}
 
-# %% ../nbs/11_retrieval.ipynb #94853ace
+# %% ../nbs/11_retrieval.ipynb #bb24970d
 def tpr_at_fpr(
     pos_sims, # Similarities of positive (same-class) pairs
     neg_sims, # Similarities of negative pairs
     fpr=(0.1, 0.01, 0.001), # One false-positive rate, or several
 ):
     "True-positive rate at each false-positive rate `fpr` (a float for one rate, else a dict `{fpr: tpr}`)"
-    pos,neg = (np.asarray(torch.as_tensor(x).detach().float().cpu()).ravel() for x in (pos_sims, neg_sims))
+    pos,neg = (to_numpy(x, np.float32).ravel() for x in (pos_sims, neg_sims))
     if not len(pos) or not len(neg): raise ValueError(f"tpr_at_fpr needs positive and negative pairs, got {len(pos)} and {len(neg)}")
     if not (np.isfinite(pos).all() and np.isfinite(neg).all()): raise ValueError("The similarities contain NaN or inf: check the embeddings")
     if any(not 0 <= r <= 1 for r in tuplify(fpr)): raise ValueError(f"fpr={fpr}: false-positive rates lie in [0, 1], e.g. 0.01")
@@ -332,7 +328,7 @@ def identification_rate(
     rates = tpr_at_fpr(pos, _pair_sims(q_embs, d_embs, chunk_size), tuple(tuplify(fpr)))
     return {f'tpr@fpr={r:g}': v for r,v in rates.items()}
 
-# %% ../nbs/11_retrieval.ipynb #6616f639
+# %% ../nbs/11_retrieval.ipynb #15529491
 def open_set_scores(known_embs:Tensor, test_embs:Tensor, k:int=1, distance:str='cosine') -> Tensor:
     "Distance of each test embedding to its `k`-th nearest known embedding: the higher, the more likely unknown"
     known,_ = check_retrieval_set(known_embs, None, 'known')
@@ -340,7 +336,7 @@ def open_set_scores(known_embs:Tensor, test_embs:Tensor, k:int=1, distance:str='
     return rank_gallery(test, known, k, distance)[0][:,k-1]
 
 def _binary(y, what='is_unknown'):
-    y = np.asarray(torch.as_tensor(y).cpu()).ravel().astype(bool)
+    y = to_numpy(y).ravel().astype(bool)
     if y.all() or not y.any(): raise ValueError(f"`{what}` must hold both True and False: AUROC needs known and unknown items")
     return y
 
@@ -367,7 +363,7 @@ def plot_roc(
     "ROC curve of `scores` against `y_true` with its AUROC in the legend; returns the Figure"
     import matplotlib.pyplot as plt
     y = _binary(y_true, 'y_true')
-    s = np.asarray(torch.as_tensor(scores).detach().float().cpu()).ravel()
+    s = to_numpy(scores, np.float32).ravel()
     f,t,_ = roc_curve(y, s)
     if ax is None: _,ax = plt.subplots(figsize=figsize)
     ax.plot(f, t, label=f"{label + ' ' if label else ''}AUROC {roc_auc_score(y, s):.3f}")

@@ -17,7 +17,7 @@ except (ImportError, NameError): fastai_distributed = None
 # %% auto #0
 __all__ = ['world', 'all_gather_grad', 'ddp_scaled', 'gathered_loss', 'gathered_state']
 
-# %% ../nbs/15_scale.ipynb #c1c4fb37
+# %% ../nbs/15_scale.ipynb #9b56e6ad
 def world() -> tuple:
     "`(rank, world size)` of the default process group; `(0, 1)` when not distributed"
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
@@ -39,7 +39,7 @@ def all_gather_grad(x:Tensor) -> Tensor:
     return torch.cat(parts)
 
 def ddp_scaled(x:Tensor) -> Tensor:
-    "`x` with its value unchanged and its gradient times the world size (undoing DDP's average for embeddings gathered into a loss)"
+    "`x` with its value unchanged and its gradient times the world size (undoing DDP's average for gathered embeddings)"
     ws = world()[1]
     return x if ws == 1 else x + (ws - 1) * (x - x.detach())
 
@@ -52,7 +52,7 @@ def gathered_loss(f:callable, embs:Tensor, lbls:Tensor) -> Tensor:
     finally: _gathered.reset(token)
 
 def gathered_state(*ts:Tensor) -> tuple:
-    "`ts` detached and concatenated over all processes, for running-state updates that DDP's buffer broadcast must not overwrite"
+    "`ts` detached and concatenated over all processes: running-state updates that DDP's buffer broadcast cannot undo"
     ts = tuple(t.detach() for t in ts)
     return ts if _gathered.get() or world()[1] == 1 else tuple(all_gather_grad(t) for t in ts)
 
