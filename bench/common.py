@@ -15,7 +15,9 @@ def machine():
     except Exception: pass
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'
     import fastai
-    return f"{cpu}, {os.cpu_count()} cores, {dev}; torch {torch.__version__}, fastai {fastai.__version__}, {torch.get_num_threads()} torch threads"
+    cap = torch.backends.cpu.get_cpu_capability()        # what torch's CPU kernels use: e.g. AVX2 (no native bf16) or AVX512
+    return (f"{cpu} ({cap}), {os.cpu_count()} cores, {dev}; torch {torch.__version__}, fastai {fastai.__version__}, "
+            f"{torch.get_num_threads()} torch threads")
 
 def write_section(name, title, body):
     "Replace (or add) the section `name` of RESULTS.md, between its markers, with `title`, the date and machine, then `body`"

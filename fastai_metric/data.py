@@ -97,7 +97,7 @@ def mnist_5k() -> tuple:
     x,y = mnist_data()
     return x.reshape(-1, 28, 28).astype(np.uint8),y.astype(np.int64)
 
-# %% ../nbs/03_data.ipynb #a822891a
+# %% ../nbs/03_data.ipynb #8d09cc4a
 class ArrayImage(Transform):
     "A uint8 array `(H,W)` or `(H,W,C)` as a `TensorImage` `(n_ch,H,W)`, grey repeated to `n_ch` channels"
     def __init__(self, n_ch:int=3): store_attr()
@@ -116,6 +116,7 @@ def array_dls(
     n_ch:int=3, # Channels of the images the model takes
     batch_tfms:list=None, # Augmentation on the batch, e.g. `aug_transforms(...)` (training batches only, as fastai does)
     num_workers:int=0, # Workers of the DataLoaders
+    norm:bool=True, # Normalise with the training set's statistics (False: leave it to `vision_learner`, which adds a pretrained model's)
     **kwargs, # Passed to `Datasets.dataloaders`
 ) -> DataLoaders:
     "fastai `DataLoaders` (train, valid) over image arrays, normalised with the training set's statistics"
@@ -130,6 +131,5 @@ def array_dls(
     vocab = classes if classes is not None else sorted(set(np.asarray(y_train).tolist()) | set(np.asarray(y_valid).tolist()))
     dsets = Datasets(items, [[ItemGetter(0), ArrayImage(n_ch)], [ItemGetter(1), Categorize(vocab, sort=False)]], splits=splits)
     px = np.asarray(x_train[:10000], dtype=np.float32) / 255
-    mean,std = px.mean(), px.std()
-    norm = Normalize.from_stats([float(mean)]*n_ch, [float(std)]*n_ch)
-    return dsets.dataloaders(bs=bs, num_workers=num_workers, after_batch=[IntToFloatTensor(), *(batch_tfms or []), norm], **kwargs)
+    norms = [Normalize.from_stats([float(px.mean())]*n_ch, [float(px.std())]*n_ch)] if norm else []
+    return dsets.dataloaders(bs=bs, num_workers=num_workers, after_batch=[IntToFloatTensor(), *(batch_tfms or []), *norms], **kwargs)

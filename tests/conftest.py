@@ -1,15 +1,19 @@
-import warnings
+"""Shared fixtures. Under pytest-xdist (`pytest -n auto`, the default in pyproject.toml) each worker and the notebooks it runs use
+one torch thread: the workers share the cores instead of fighting over them, and the numbers do not depend on the core count."""
+import os, warnings
+if os.environ.get('PYTEST_XDIST_WORKER'): os.environ['OMP_NUM_THREADS'] = '1'   # before torch starts; notebook processes inherit it
 import pytest
 from fastai.vision.all import *
 from fastai_metric.all import *
+if os.environ.get('PYTEST_XDIST_WORKER'): torch.set_num_threads(1)
 
 warnings.filterwarnings('ignore', message='.*torch.jit.script.*')
 warnings.filterwarnings('ignore', message='.*load_learner.*')
 
 @pytest.fixture(scope='session')
 def digits_path(tmp_path_factory):
-    "scikit-learn's digits as a 32-px image folder, written once per test session"
-    return digits_folder(tmp_path_factory.mktemp('digits'), sz=32)
+    "scikit-learn's digits (8×8) as a 16-px image folder, written once per test session"
+    return digits_folder(tmp_path_factory.mktemp("digits"), sz=16)
 
 @pytest.fixture
 def digits_dls(digits_path):
@@ -18,6 +22,14 @@ def digits_dls(digits_path):
 
 def fit_quiet(learn, epochs, lr=1e-2):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    return learn
+
+def fit_briefly(learn, pct=0.25, lr=3e-3):
+    "A quarter of an epoch (and the whole validation): for tests of plumbing whose training quality is measured elsewhere"
+    w0 = [p.detach().clone() for p in learn.model.parameters()]
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, lr, cbs=ShortEpochCallback(pct, short_valid=False))
+    assert any(not torch.equal(a, p) for a,p in zip(w0, learn.model.parameters())), 'nothing trained'
+    assert all(math.isfinite(v) for v in learn.recorder.values[-1][:2]), learn.recorder.values
     return learn
 
 def pytest_pycollect_makeitem(collector, name, obj):

@@ -1,6 +1,6 @@
 "Losses on embeddings on real data: center loss, margin head + triplet, any pytorch-metric-learning loss, hierarchical triplet"
 import pytest
-from conftest import fit_quiet
+from conftest import fit_quiet, fit_briefly
 from fastai.vision.all import *
 from fastai_metric.all import *
 
@@ -50,8 +50,7 @@ def test_pml_multisimilarity_with_miner(digits_dls, tmp_path):
     set_seed(0)
     learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(
         losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(), n_classes=8, n_instances=4, seed=0)
-    fit_quiet(learn, 3, 3e-3)
-    assert knn_accuracy(learn) > 0.8
+    fit_briefly(learn)                                     # how well it learns: the triplet tutorial (3 epochs, cmc@1 0.90)
     _export_load(learn, tmp_path)
 
 def test_pml_loss_with_parameters(digits_dls, tmp_path):

