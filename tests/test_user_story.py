@@ -35,10 +35,12 @@ def test_one_liner_trains_and_round_trips(name, digits_dls, tmp_path):
     assert convert(learn) is learn                          # calls chain
     head = learn.model[1][-1]
     assert type(head) is head_cls and head.in_features == 512 and head.out_features == 10
-    fit_quiet(learn, 3)
-    acc = learn.validate()[1]
-    knn = knn_accuracy(learn)
-    assert acc > 0.8 and knn > 0.8, (name, acc, knn)        # chance is 0.1
+    if name in ('arcface', 'xface'):
+        fit_quiet(learn, 3)
+        acc = learn.validate()[1]
+        knn = knn_accuracy(learn)
+        assert acc > 0.8 and knn > 0.8, (name, acc, knn)    # chance is 0.1
+    else: fit_briefly(learn)                                # how well they train: tutorial.classifier compares every head
     assert head.label is None                               # nothing stale left for export
     learn2 = _roundtrip(learn, tmp_path)
     assert type(learn2.model[1][-1]) is head_cls
