@@ -49,7 +49,7 @@ METHODS = {
 }
 BASELINES = ('pixels', 'imagenet')   # no training: raw pixels, and the frozen ImageNet features of a pretrained body
 
-# %% ../nbs/14_compare.ipynb #17eacd7a
+# %% ../nbs/14_compare.ipynb #e8acd746
 def train_method(
     method:str|Callable, # A key of `METHODS`, or your own conversion `learn -> learn`
     x_train:np.ndarray, y_train:np.ndarray, # Training images (uint8) and labels
@@ -86,9 +86,9 @@ def train_method(
     return learn,(time.perf_counter() - start) / max(epochs + (freeze_epochs if pretrained else 0), 1)
 
 def body_layer(learn:Learner, i:int=-2) -> nn.Module:
-    "Block `i` of the body of a `vision_learner` model, to embed with (resnets: -1 layer4, -2 layer3, -3 layer2; timm models: -1 the whole body, then its `blocks` from the last)"
+    "Block `i` of the body of a `vision_learner` model, to embed with (resnets: -1 layer4, -2 layer3, -3 layer2; timm models: -1 the whole body, then its `blocks`, if any, from the last)"
     body = get_model(learn.model)[0]
-    if isinstance(body, TimmBody) and hasattr(body.model, 'blocks'): blocks = [*body.model.blocks, body]
+    if isinstance(body, TimmBody): blocks = [*getattr(body.model, 'blocks', []), body]
     elif isinstance(body, nn.Sequential): blocks = list(body)
     else: raise ValueError(f"body_layer needs a `vision_learner` model (body, head), got a {type(body).__name__} first: "
                            "pass `layer=` one of your model's modules")
