@@ -25,7 +25,7 @@ def data(seed=0):
 
 def run(method):
     "Time (best of 3) and extra peak memory of one method, in this process"
-    from fastai_metric.retrieval import retrieval_metrics
+    from fastai_metric.evaluation import retrieval_metrics
     q, ql, gal, gl = data()
     if method == 'pml':
         from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator

@@ -17,7 +17,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from fastai.vision.all import aug_transforms, AdaptiveConcatPool2d, Hook, get_model, nn
 from fastai_metric.all import *
-from fastai_metric.compare import METHODS, _pk, train_method, embed, body_layer
+from fastai_metric.compare import METHODS, pk_kwargs, train_method, embed, body_layer
 from quality import FASHION, per_class
 from common import write_section
 
@@ -31,7 +31,7 @@ def parse(recipe):
     train = {k: kw.pop(k) for k in TRAIN if k in kw}
     if train.pop('aug', 0): train['batch_tfms'] = aug_transforms(size=28, max_rotate=0, max_warp=0, max_zoom=1.1)
     if name in METHODS and not kw: return name, train
-    if name == 'triplet': return (lambda l: l.to_triplet(**{**_pk(l), **kw})), train
+    if name == 'triplet': return (lambda l: l.to_triplet(**{**pk_kwargs(l), **kw})), train
     return (lambda l: getattr(l, f'to_{name}')(**kw)), train
 
 def features(learn, x):

@@ -1,18 +1,27 @@
-"Everything a user needs: `from fastai_metric.all import *`"
-from .core import *
-from .heads import *
-from .tsne import *
-from .data import *
-from .miners import *
-from .losses import *
-from .batches import *
-from .triplet import *
-from .hierarchy import *
-from .mix import *
-from .retrieval import *
-from .live import *
-from .interpret import *
-from .scale import *
-from .extra_heads import *
-from .compare import *
-from .pretrained import *
+"""Everything a user calls: `from fastai_metric.all import *`. Helpers stay importable from their modules.
+
+Importing also adds the library's `Learner` methods (`to_arcface`, `to_triplet`, `add_center_loss`, `to_amp`...) and applies the
+two `patches` that let `distrib_ctx` train on CPUs; nothing else of fastai changes."""
+from .core import MetricHead, EmbeddingModel, embedding_model, swap_classifier, get_embeddings
+from .data import digits_folder, digits_arrays, fashion_mnist, FASHION_CLASSES, mnist_5k, array_dls
+from .precision import DeviceMixedPrecision
+from .distributed import GatheredLoss
+from .heads import (CosineProduct, ArcMarginProduct, AddMarginProduct, SphereProduct, L2ConstrainedLinear, LabelCatcher,
+                    XFaceNet, L2ConstrainedNet)
+from .extra_heads import SubCenterArcMarginProduct, AdaFaceProduct
+from .search import Search, knn
+from .evaluation import retrieval_metrics, cluster_scores, knn_classify, knn_accuracy
+from .open_set import tpr_at_fpr, identification_rate, open_set_scores, open_set_auroc, plot_roc
+from .tsne import tsne_2d, plot_2d, plot_tsne
+from .miners import (distance_matrix, TripletMiner, AllTripletsMiner, HardTripletsMiner, SemiHardTripletsMiner,
+                     HardClusterMiner, MemoryBankMiner)
+from .losses import TripletLossWithMiner, CenterLoss
+from .batches import PKSampler, balanced_dl
+from .metric_learner import MetricLoss, register_loss
+from .hierarchy import HierarchicalTripletLoss
+from .loss_terms import EmbeddingLoss, WrapCenterLoss, LossPart
+from .train_metrics import RetrievalMetric, RecallAtK, PrecisionAtK, MapAtR
+from .interpret import MetricInterpretation
+from .pretrained import pretrained_weights, pretrained_kwargs
+from .compare import METHODS, compare, train_method, protocol_result, embed, body_layer, tsne_grid, results_markdown
+from . import patches as _patches            # the `distrib_ctx` fixes for CPUs (see `fastai_metric.patches`)

@@ -115,7 +115,7 @@ def test_screening_on_a_large_gallery():
 
 _BIG_R = """
 import resource, torch, torch.nn.functional as F
-from fastai_metric.retrieval import retrieval_metrics
+from fastai_metric.evaluation import retrieval_metrics
 g = torch.Generator().manual_seed(0)
 q = F.normalize(torch.randn(5000, {d}, generator=g) + 3, dim=1)     # near-parallel embeddings, as of a collapsed unseen class
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

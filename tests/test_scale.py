@@ -5,7 +5,7 @@ import numpy as np, pytest, torch
 import torch.distributed as dist
 from fastai.vision.all import *
 from fastai_metric.all import *
-from fastai_metric.scale import _run_two
+from fastai_metric.distributed import _run_two
 from fastai_metric.compare import METHODS
 
 pytest.importorskip('accelerate')
