@@ -2,6 +2,7 @@
 
 Modules:
 
+- `fastai_metric.all`: Everything a user calls: `from fastai_metric.all import *`. Helpers stay importable from their modules.
 - `fastai_metric.distributed`: Distributed training through fastai's `distrib_ctx` on GPUs (nccl) and on CPUs (gloo), mining across processes with gradients to the local embeddings.
 - `fastai_metric.evaluation`: `retrieval_metrics`: cmc@k, precision@k, map@k as open-metric-learning defines them and precision@1, R-precision, MAP@R as pytorch-metric-learning does, chunked over queries; clustering NMI/AMI; kNN classification accuracy.
 - `fastai_metric.patches`: The only places where importing `fastai_metric` changes fastai itself: two fixes that let `distrib_ctx` train on CPUs, applied once, from here, and only to the fastai versions they were written against.

@@ -37,7 +37,7 @@ METHODS = {
     'arcface':         lambda learn: learn.to_arcface(),
     'cosface':         lambda learn: learn.to_cosface(),
     'sphereface':      lambda learn: learn.to_sphereface(),
-    'center_loss':     lambda learn: learn.to_center_loss(),
+    'center_loss':     lambda learn: learn.add_center_loss(),
     'triplet_hard':    lambda learn: learn.to_triplet(miner='hard', **pk_kwargs(learn)),
     'triplet_all':     lambda learn: learn.to_triplet(miner='all', **pk_kwargs(learn)),
     'hard_cluster':    lambda learn: learn.to_triplet(miner='cluster', **pk_kwargs(learn)),

@@ -1,4 +1,4 @@
-"""`learn.to_center_loss()` and `learn.add_triplet()`: keep the learner's loss (cross-entropy, ArcFace, ...) and add a loss on the embeddings of the same batch, each part visible in the recorder.
+"""`learn.add_center_loss()` and `learn.add_triplet()`: keep the learner's loss (cross-entropy, ArcFace, ...) and add a loss on the embeddings of the same batch, each part visible in the recorder.
 
 Docs: https://fastai-metric.github.io/fastai_metric/loss_terms.html.md"""
 
@@ -68,7 +68,7 @@ class EmbeddingLoss(Callback):
         if self.hook is not None: self.hook.remove()
         self.hook,self.learn.loss_parts = None,{}
 
-# %% ../nbs/17_loss_terms.ipynb #97f24425
+# %% ../nbs/17_loss_terms.ipynb #bd6975b8
 class WrapCenterLoss(EmbeddingLoss):
     "The learner's loss plus `weight_cent` × `CenterLoss` on the embeddings (or the logits)"
     def __init__(self,
@@ -91,12 +91,14 @@ def _add_loss_cb(learn, cb):
     return learn
 
 @patch
-def to_center_loss(self:Learner,
+def add_center_loss(self:Learner,
     weight:float=0.1, # Weight of the center loss
     on:str='embedding', # 'embedding' or 'logits'
 ):
     "Add `weight` × center loss on the embeddings (or logits) to the learner's loss; return the learner"
     return _add_loss_cb(self, WrapCenterLoss(self, weight, on))
+
+Learner.to_center_loss = Learner.add_center_loss     # the name of earlier versions and of the classic write-ups
 
 # %% ../nbs/17_loss_terms.ipynb #2509029f
 @patch

@@ -13,9 +13,9 @@ from .core import get_embeddings
 # %% auto #0
 __all__ = ['blobs', 'toy_learner', 'export_round_trip', 'brute_rank']
 
-# %% ../nbs/02_test_utils.ipynb #4a99950e
+# %% ../nbs/02_test_utils.ipynb #4040b0aa
 def blobs(
-    n:int=256, # Items, `n // c` of each class, in class order
+    n:int=256, # Items, in class order (`n / c` of each, the last class fewer if `c` does not divide `n`)
     c:int=4, # Classes
     d:int=10, # Features
     spread:float=1., # Scale of the random class centers
@@ -24,7 +24,7 @@ def blobs(
 ) -> tuple:
     "`(x, y)`: `n` points around `c` random centers and their classes"
     g = torch.Generator().manual_seed(seed)
-    y = torch.arange(c).repeat_interleave(n//c)
+    y = torch.arange(c).repeat_interleave(-(-n//c))[:n]
     return spread*torch.randn(c, d, generator=g)[y] + noise*torch.randn(len(y), d, generator=g),y
 
 def toy_learner(

@@ -9,10 +9,11 @@ import numpy as np, torch
 import torch.distributed as dist
 from fastai.vision.all import *
 from fastai_metric.all import *
+from fastai_metric.distributed import world
 
 CONVERSIONS = {'arcface': lambda l: l.to_arcface(),
                'triplet_gather': lambda l: l.to_triplet(n_classes=4, n_instances=8, gather=True, seed=0),
-               'center_loss': lambda l: l.to_center_loss(),
+               'center_loss': lambda l: l.add_center_loss(),
                'cosface': lambda l: l.to_cosface(), 'sphereface': lambda l: l.to_sphereface(),
                'l2_constrained': lambda l: l.to_l2_constrained(), 'subcenter_arcface': lambda l: l.to_subcenter_arcface(),
                'adaface': lambda l: l.to_adaface(), 'arcface_triplet': lambda l: l.to_arcface().add_triplet(),

@@ -3,6 +3,7 @@ import pytest
 from conftest import fit_quiet, fit_briefly
 from fastai.vision.all import *
 from fastai_metric.all import *
+from fastai_metric.metric_learner import ModelWithLosses
 
 def _export_load(learn, tmp_path):
     "Export and load `learn`; check both give the same embeddings on the same items; return the loaded learner"
@@ -17,7 +18,7 @@ def _export_load(learn, tmp_path):
 
 @pytest.mark.parametrize('on', ['embedding', 'logits'])
 def test_center_loss_on_digits(on, digits_dls, tmp_path):
-    learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path).to_center_loss(0.1, on=on)
+    learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path).add_center_loss(0.1, on=on)
     cl = learn.model.loss_modules['center']
     assert cl.centers.shape == (10, 512 if on == 'embedding' else 10)
     c0 = cl.centers.detach().clone()
@@ -30,7 +31,7 @@ def test_center_loss_on_digits(on, digits_dls, tmp_path):
     learn2 = _export_load(learn, tmp_path)
     assert torch.equal(learn2.model.loss_modules['center'].centers, cl.centers)  # export keeps the centers
     learn.save('m')
-    learn3 = vision_learner(digits_dls, resnet18, pretrained=False, path=tmp_path).to_center_loss(0.1, on=on).load('m')
+    learn3 = vision_learner(digits_dls, resnet18, pretrained=False, path=tmp_path).add_center_loss(0.1, on=on).load('m')
     assert torch.equal(learn3.model.loss_modules['center'].centers, cl.centers)  # and so do save/load
 
 def test_arcface_plus_triplet_on_digits(digits_dls, tmp_path):
@@ -79,7 +80,7 @@ def _reg_dls(digits_path):
     return DataBlock(blocks=(ImageBlock, RegressionBlock()), get_items=get_image_files, get_y=lambda p: float(p.parent.name),
                      splitter=GrandparentSplitter(valid_name='valid')).dataloaders(digits_path, bs=32, num_workers=0)
 
-@pytest.mark.parametrize('convert', [lambda l: l.to_center_loss(), lambda l: l.add_triplet(), lambda l: l.to_triplet(),
+@pytest.mark.parametrize('convert', [lambda l: l.add_center_loss(), lambda l: l.add_triplet(), lambda l: l.to_triplet(),
                                      lambda l: l.to_metric_loss(TripletLossWithMiner())], ids=['center', 'add_triplet', 'triplet', 'metric_loss'])
 def test_regression_refused(convert, digits_path):
     learn = vision_learner(_reg_dls(digits_path), resnet18, pretrained=False, n_out=1)

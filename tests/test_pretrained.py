@@ -25,7 +25,7 @@ def _story(digits_path, pretrained, weights, epochs=1):
     dls = ImageDataLoaders.from_folder(digits_path, valid='valid', bs=64, num_workers=0)
     kw = dict(pretrained_cfg_overlay=dict(file=str(weights))) if pretrained else {}
     learn = vision_learner(dls, 'efficientnet_lite0', pretrained=pretrained, cbs=_Snap(), **kw)
-    learn.to_arcface().to_center_loss()                       # a head and a loss with parameters of its own
+    learn.to_arcface().add_center_loss()                       # a head and a loss with parameters of its own
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(epochs, 2e-3)
     return learn
 

@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from conftest import fit_quiet
 from fastai.vision.all import *
 from fastai_metric.all import *
+from fastai_metric.search import rank_gallery
 
 def _brute(q, ql, g, gl, topk, distance, loo):
     "Every metric from its definition, query by query, ranking by (distance in double precision, gallery index)"

@@ -17,7 +17,7 @@ def _fit(learn, epochs=1):
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs, 1e-3)
     return learn
 
-@pytest.mark.parametrize('convert', [lambda l: l.to_arcface(), lambda l: l.to_center_loss(),
+@pytest.mark.parametrize('convert', [lambda l: l.to_arcface(), lambda l: l.add_center_loss(),
                                      lambda l: l.to_triplet(n_classes=4, n_instances=8)], ids=['arcface', 'center_loss', 'live_metric'])
 def test_data_parallel_is_refused(small, convert):
     "`to_parallel()` (nn.DataParallel) splits batches across replicas that share labels and hooks: refused, pointing to distrib_ctx"

@@ -5,6 +5,8 @@ import numpy as np, pytest, torch
 import torch.distributed as dist
 from fastai.vision.all import *
 from fastai_metric.all import *
+from fastai_metric.metric_learner import get_miner, ModelWithLosses
+from fastai_metric.distributed import world
 from fastai_metric.distributed import _run_two
 from fastai_metric.compare import METHODS
 
@@ -106,7 +108,7 @@ def test_bf16_on_cpu_every_method(method):
     xtr, ytr, xva, yva = digits_arrays(sz=28)
     dls = array_dls(xtr[:128], ytr[:128], xva[:64], yva[:64], bs=32, device='cpu')
     set_seed(0, reproducible=True)
-    learn = METHODS[method](vision_learner(dls, resnet18, pretrained=False)).to_bf16()
+    learn = METHODS[method](vision_learner(dls, resnet18, pretrained=False)).to_amp('bf16')
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     assert np.isfinite(learn.recorder.values[-1]).all(), learn.recorder.values
     assert torch.isfinite(get_embeddings(learn)[0]).all()
