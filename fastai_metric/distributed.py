@@ -22,7 +22,8 @@ def world() -> tuple:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
 def all_gather_grad(x:Tensor) -> Tensor:
-    "`x` of every process concatenated along dim 0 in rank order (sizes may differ); gradients flow to this process's part"
+    """`x` of every process concatenated along dim 0 in rank order (sizes may differ); gradients flow to this process's
+    part"""
     rank,ws = world()
     if ws == 1: return x
     n = torch.tensor([len(x)], device=x.device)
@@ -59,9 +60,11 @@ class GatheredLoss(Module):
     "Base of the losses of `(embs, lbls)` that, with `gather=True`, are computed over the batches of all processes"
     gather = False
     def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
-        embs,lbls = check_embs_lbls(embs, lbls)   # plain tensors: fastai's tensor subclasses break other libraries' indexing
+        # plain tensors: fastai's tensor subclasses break other libraries' indexing
+        embs,lbls = check_embs_lbls(embs, lbls)
         return gathered_loss(self._loss, embs, lbls) if self.gather else self._loss(embs, lbls)
-    def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor: raise NotImplementedError(f"{type(self).__name__} must define `_loss`")
+    def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor: raise NotImplementedError(f"{type(self).__name__} must "
+                                                                                   "define `_loss`")
 
 # %% ../nbs/05_distributed.ipynb #651fa0aa
 def _run_two(fn, *args):

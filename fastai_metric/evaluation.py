@@ -1,4 +1,5 @@
-"""`retrieval_metrics`: cmc@k, precision@k, map@k as open-metric-learning defines them and precision@1, R-precision, MAP@R as
+"""`retrieval_metrics`: cmc@k, precision@k, map@k as open-metric-learning defines them and precision@1, R-precision,
+MAP@R as
 pytorch-metric-learning does, chunked over queries; clustering NMI/AMI; kNN classification accuracy.
 
 Docs: https://fastai-metric.github.io/fastai_metric/evaluation.html.md"""
@@ -19,7 +20,8 @@ __all__ = ['retrieval_metrics', 'cluster_scores', 'knn_classify', 'knn_accuracy'
 
 # %% ../nbs/09_evaluation.ipynb #8b8d47e3
 def _per_query(rel:Tensor, n_rel:Tensor, topk:tuple) -> dict:
-    "Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts `n_rel`"
+    """Per-query values of every metric from the relevance `rel` `(Q,K)` of the ranked items and the relevant counts
+    `n_rel`"""
     K = rel.shape[1]
     relf = rel.double()
     hits = relf.cumsum(1)
@@ -69,7 +71,8 @@ def retrieval_metrics(
     for s,_,i in ranked_chunks(q_embs, g_embs, K, sr, loo):
         nr = n_rel[s:s+len(i)]
         ok = nr > 0
-        vals.append({k: v[ok] for k,v in _per_query(g_lbls[i] == q_lbls[s:s+len(i),None], nr.clamp_min(1), topk).items()})
+        pq = _per_query(g_lbls[i] == q_lbls[s:s+len(i),None], nr.clamp_min(1), topk)
+        vals.append({k: v[ok] for k,v in pq.items()})
         kept.append(torch.arange(s, s+len(i))[ok])
     res = {k: torch.cat([v[k] for v in vals]) for k in vals[0]}
     if per_query: res['query_idx'] = torch.cat(kept)          # which queries the values belong to
@@ -101,7 +104,8 @@ def knn_classify(
     "Predicted label `(Q,)` of each query: the most frequent label among its `k` nearest gallery items"
     g_embs,g_lbls = check_retrieval_set(g_embs, g_lbls, 'gallery')
     if k < 1: raise ValueError(f"k={k}: the number of neighbours must be at least 1")
-    if k > len(g_embs): raise ValueError(f"k={k} is larger than the {len(g_embs)} gallery items: choose k <= {len(g_embs)}")
+    if k > len(g_embs): raise ValueError(f"k={k} is larger than the {len(g_embs)} gallery items: choose k <= "
+                                         f"{len(g_embs)}")
     _,i = knn(q_embs, g_embs, k, as_search(search, **kwargs))
     classes,inv = g_lbls.unique(return_inverse=True)
     votes = F.one_hot(inv[i], len(classes)).sum(1)                  # (Q, classes)

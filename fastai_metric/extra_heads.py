@@ -1,4 +1,6 @@
-"""Two heads the peer libraries lack: Sub-center ArcFace (Deng et al., ECCV 2020) with its label-noise finder and sub-center pruning, and AdaFace (Kim et al., CVPR 2022), margins adapted to image quality through the feature norm. One line each.
+"""Two heads the peer libraries lack: Sub-center ArcFace (Deng et al., ECCV 2020) with its label-noise finder and sub-
+center pruning, and AdaFace (Kim et al., CVPR 2022), margins adapted to image quality through the feature norm. One
+line each.
 
 Docs: https://fastai-metric.github.io/fastai_metric/extra_heads.html.md"""
 
@@ -25,7 +27,8 @@ class SubCenterArcMarginProduct(ArcMarginProduct):
         m:float=0.50, # Additive angular margin (radians)
         easy_margin:bool=False, # Only apply the margin where `cos(theta) > 0`
     ):
-        if int(k) != k or k < 1: raise ValueError(f"k={k}: the number of sub-centers per class must be a positive integer")
+        if int(k) != k or k < 1: raise ValueError(f"k={k}: the number of sub-centers per class must be a positive "
+                                                  "integer")
         super().__init__(in_features, out_features, s, m, easy_margin)
         self.k = int(k)
         self.weight = nn.Parameter(torch.empty(out_features * self.k, in_features))
@@ -59,7 +62,8 @@ def _on_head(head, embs, lbls):
     return embs.to(head.weight.device),lbls.to(head.weight.device)
 
 def dominant_subcenters(head:SubCenterArcMarginProduct, embs:Tensor, lbls:Tensor) -> Tensor:
-    "On the CPU, for each class, the index of the sub-center most of its items are nearest to (0 for classes without items)"
+    """On the CPU, for each class, the index of the sub-center most of its items are nearest to (0 for classes without
+    items)"""
     embs,lbls = _on_head(head, embs, lbls)
     with torch.no_grad(): near = head.subcosines(embs)[torch.arange(len(embs), device=embs.device), lbls].argmax(-1)
     return torch.bincount(lbls * head.k + near, minlength=head.out_features * head.k).view(-1, head.k).argmax(-1).cpu()
@@ -74,7 +78,8 @@ def subcenter_noise(self:Learner,
     ds_idx:int=0, # Which set to examine (0: training)
     max_angle:float=75., # Items farther than this (degrees) from their class's dominant sub-center are returned
 ) -> tuple:
-    "`(idxs, angles)`: items of `ds_idx` farther than `max_angle` degrees from the dominant sub-center of their class, farthest first"
+    """`(idxs, angles)`: items of `ds_idx` farther than `max_angle` degrees from the dominant sub-center of their
+    class, farthest first"""
     _,head = _subcenter_head(self)
     embs,lbls = _train_embs(self, ds_idx)
     dom = dominant_subcenters(head, embs, lbls)
@@ -99,7 +104,8 @@ def drop_subcenters(self:Learner, ds_idx:int=0):
 
 # %% ../nbs/07_extra_heads.ipynb #7169eeb5
 class AdaFaceProduct(CosineProduct):
-    "AdaFace head: margins adapted by the feature norm (image quality proxy), with running batch statistics of the norm as buffers"
+    """AdaFace head: margins adapted by the feature norm (image quality proxy), with running batch statistics of the
+    norm as buffers"""
     def __init__(self,
         in_features:int, # Size of the embedding
         out_features:int, # Number of classes
@@ -122,7 +128,8 @@ class AdaFaceProduct(CosineProduct):
         return ((norms - self.batch_mean.float()) / (self.batch_std.float() + self.eps) * self.h).clamp(-1, 1)
 
     def _update_stats(self, norms:Tensor, ok:Tensor):
-        "Move the running mean and std of the norm towards those of the finite rows `ok` (none: unchanged); no host sync"
+        """Move the running mean and std of the norm towards those of the finite rows `ok` (none: unchanged); no host
+        sync"""
         k = ok.sum()
         mean = torch.where(ok, norms, 0.).sum() / k.clamp_min(1)
         std = (torch.where(ok, norms - mean, 0.).pow(2).sum() / (k - 1).clamp_min(1)).sqrt()

@@ -1,4 +1,5 @@
-"""ArcFace, CosFace, SphereFace and the L2-constrained softmax as drop-in replacements for a fastai model's final `Linear`, one line each on a `Learner`.
+"""ArcFace, CosFace, SphereFace and the L2-constrained softmax as drop-in replacements for a fastai model's final
+`Linear`, one line each on a `Learner`.
 
 Docs: https://fastai-metric.github.io/fastai_metric/heads.html.md"""
 
@@ -125,7 +126,8 @@ def metric_heads(model:nn.Module, needs_label:bool=True) -> list:
     return [m for m in model.modules() if isinstance(m, MetricHead) and (m.needs_label or not needs_label)]
 
 class AllParamsSplitter:
-    "Wrap a `splitter` so that the trainable parameters of the model it leaves out (a new head's, a loss's) join its last group"
+    """Wrap a `splitter` so that the trainable parameters of the model it leaves out (a new head's, a loss's) join its
+    last group"""
     def __init__(self, splitter:callable): self.splitter = splitter
     def __call__(self, model:nn.Module) -> list:
         groups = L(self.splitter(model))
@@ -135,7 +137,8 @@ class AllParamsSplitter:
         return groups
 
 def sync_opt(learn:Learner):
-    "Make `learn.splitter` cover every parameter; rebuild `learn.opt` if it misses some, keeping its hyper-parameters and frozen groups"
+    """Make `learn.splitter` cover every parameter; rebuild `learn.opt` if it misses some, keeping its hyper-parameters
+    and frozen groups"""
     if not isinstance(learn.splitter, AllParamsSplitter): learn.splitter = AllParamsSplitter(learn.splitter)
     if learn.opt is None: return
     have = {id(p) for pl in learn.opt.param_lists for p in pl}

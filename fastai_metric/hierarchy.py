@@ -1,4 +1,5 @@
-"""`HierarchicalTripletLoss` (Ge et al., ECCV 2018): a class tree from the data (or given), and a margin per triplet that grows with the level at which the anchor's and the negative's classes merge.
+"""`HierarchicalTripletLoss` (Ge et al., ECCV 2018): a class tree from the data (or given), and a margin per triplet
+that grows with the level at which the anchor's and the negative's classes merge.
 
 Docs: https://fastai-metric.github.io/fastai_metric/hierarchy.html.md"""
 
@@ -22,11 +23,13 @@ def tree_levels(
     tree:list, # One array per level above the classes: the group of each class at that level
     n_classes:int,
 ) -> Tensor:
-    "`(C,C)` level at which each pair of classes first shares a group in `tree` (0 on the diagonal, `len(tree)+1` if never)"
+    """`(C,C)` level at which each pair of classes first shares a group in `tree` (0 on the diagonal, `len(tree)+1` if
+    never)"""
     if not is_listy(tree) or not len(tree) or not is_listy(tree[0]) and not hasattr(tree[0], '__len__'): tree = [tree]
     groups = [np.asarray(g) for g in tree]
     bad = [len(g) for g in groups if len(g) != n_classes]
-    if bad: raise ValueError(f"Each level of `tree` must give the group of each of the {n_classes} classes, got lengths {bad}")
+    if bad: raise ValueError(f"Each level of `tree` must give the group of each of the {n_classes} classes, got "
+                             f"lengths {bad}")
     level = torch.full((n_classes, n_classes), len(groups)+1, dtype=torch.long)
     for l,g in reversed(list(enumerate(groups, 1))):
         level[torch.as_tensor(g[:,None] == g[None])] = l
@@ -34,7 +37,8 @@ def tree_levels(
 
 # %% ../nbs/16_hierarchy.ipynb #616a34f0
 class HierarchicalTripletLoss(TripletLossWithMiner):
-    "Triplet loss whose margin grows with the level at which the anchor's and the negative's classes merge in a class tree"
+    """Triplet loss whose margin grows with the level at which the anchor's and the negative's classes merge in a class
+    tree"""
     def __init__(self,
         n_classes:int, # Number of classes
         n_levels:int=16, # Levels `L` of a tree built from the data
@@ -45,28 +49,34 @@ class HierarchicalTripletLoss(TripletLossWithMiner):
         normalize:bool=True, # L2-normalise the embeddings
         reduction:str='mean',
     ):
-        if n_levels < 1 or refresh_every < 1: raise ValueError(f"n_levels={n_levels}, refresh_every={refresh_every}: both must be at least 1")
+        if n_levels < 1 or refresh_every < 1: raise ValueError(f"n_levels={n_levels}, refresh_every={refresh_every}: "
+                                                               "both must be at least 1")
         super().__init__(beta, ifnone(miner, AllTripletsMiner()), normalize, reduction)
         store_attr('n_classes,beta,refresh_every')
         self.given = tree is not None
-        lv = tree_levels(tree, n_classes) if self.given else torch.full((n_classes, n_classes), n_levels, dtype=torch.long).fill_diagonal_(0)
+        lv = (tree_levels(tree, n_classes) if self.given else
+              torch.full((n_classes, n_classes), n_levels, dtype=torch.long).fill_diagonal_(0))
         self.n_levels = int(lv.max()) if self.given else n_levels
         self.register_buffer('level', lv)                                     # (C,C) merging level H
         self.register_buffer('thresholds', torch.zeros(self.n_levels+1))     # d_0 ... d_L
         self.register_buffer('spread', torch.zeros(n_classes))               # s_c
         self.register_buffer('n_builds', torch.zeros((), dtype=torch.long))
-        for k in ('sums','sqs','counts'): self.register_buffer(k, None, persistent=False)   # statistics since the last build
+        # statistics since the last build
+        for k in ('sums','sqs','counts'): self.register_buffer(k, None, persistent=False)
         self.n_seen,self.built = 0,False              # kept in Python: the step reads nothing back from the device
 
     def observe(self, embs:Tensor, lbls:Tensor):
-        "Add a training batch (of all processes under DDP; finite rows) to the class statistics; build the tree at once and every `refresh_every`"
+        """Add a training batch (of all processes under DDP; finite rows) to the class statistics; build the tree at
+        once and every `refresh_every`"""
         with torch.no_grad():
             embs,lbls = gathered_state(embs, lbls)
             x = F.normalize(embs.float(), dim=1) if self.normalize else embs.float()
-            ok = x.isfinite().all(1)                  # an overflowing fp16 batch must not poison the statistics; no host sync
+            # an overflowing fp16 batch must not poison the statistics; no host sync
+            ok = x.isfinite().all(1)
             x = torch.where(ok[:,None], x, 0.)
             if self.sums is None or self.sums.shape[1] != x.shape[1] or self.sums.device != x.device:
-                self.sums,self.sqs,self.counts = x.new_zeros(self.n_classes, x.shape[1]),x.new_zeros(self.n_classes),x.new_zeros(self.n_classes)
+                c = self.n_classes
+                self.sums,self.sqs,self.counts = x.new_zeros(c, x.shape[1]),x.new_zeros(c),x.new_zeros(c)
             self.sums.index_add_(0, lbls, x); self.sqs.index_add_(0, lbls, (x*x).sum(1))
             self.counts.index_add_(0, lbls, ok.float())
             self.n_seen += 1
@@ -80,7 +90,8 @@ class HierarchicalTripletLoss(TripletLossWithMiner):
         n = counts.clamp_min(1)
         mu = sums / n[:,None]
         var = (sqs/n - (mu*mu).sum(1)).clamp_min(0)                          # mean squared distance to the class mean
-        pair = (2 * var * n / (n-1).clamp_min(1)).sqrt()                      # RMS distance between two samples of a class
+        # RMS distance between two samples of a class
+        pair = (2 * var * n / (n-1).clamp_min(1)).sqrt()
         many = counts > 1
         d0 = pair[many].mean() if many.any() else pair.new_zeros(())
         spread = torch.where(many, pair, d0)
@@ -99,9 +110,11 @@ class HierarchicalTripletLoss(TripletLossWithMiner):
         self.level.copy_(level.fill_diagonal_(0))
 
     def margins(self, la:Tensor, ln:Tensor):
-        "`β + d_H(y_a,y_n) − s_{y_a}` for anchors and negatives of labels `la`, `ln`, clamped at 0 (`β` alone until a tree is built)"
+        """`β + d_H(y_a,y_n) − s_{y_a}` for anchors and negatives of labels `la`, `ln`, clamped at 0 (`β` alone until a
+        tree is built)"""
         if la is None:
-            raise ValueError(f"HierarchicalTripletLoss needs a miner that returns indices (anchor, positive, negative), not {self.miner!r}: "
+            raise ValueError("HierarchicalTripletLoss needs a miner that returns indices (anchor, positive, "
+                             f"negative), not {self.miner!r}: "
                              "use AllTripletsMiner, HardTripletsMiner or SemiHardTripletsMiner")
         if not self.built: return self.beta
         return (self.beta + self.thresholds[self.level[la, ln]] - self.spread[la]).clamp_min(0)

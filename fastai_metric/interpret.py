@@ -1,4 +1,5 @@
-"""`MetricInterpretation`: what the embeddings of a learner retrieve — each query's nearest neighbours, the worst queries, the distances of same-class and other-class pairs, the ROC of verification, and the t-SNE map.
+"""`MetricInterpretation`: what the embeddings of a learner retrieve — each query's nearest neighbours, the worst
+queries, the distances of same-class and other-class pairs, the ROC of verification, and the t-SNE map.
 
 Docs: https://fastai-metric.github.io/fastai_metric/interpret.html.md"""
 
@@ -40,14 +41,17 @@ class MetricInterpretation:
         store_attr('dl,vocab,distance')
         self.embs,self.lbls = check_retrieval_set(embs, lbls, 'embedded')
         if len(self.embs) < 2: raise ValueError("Interpretation needs at least 2 embedded items")
-        self.dists,self.idxs = rank_gallery(self.embs, self.embs, min(k, len(self.embs)-1), distance=distance, exclude_self=True)
+        k = min(k, len(self.embs)-1)
+        self.dists,self.idxs = rank_gallery(self.embs, self.embs, k, distance=distance, exclude_self=True)
 
     @classmethod
     def from_learner(cls, learn:Learner, ds_idx:int=1, dl:DataLoader=None, distance:str='cosine', k:int=10):
         "Embed `learn.dls[ds_idx]` (or `dl`) with `learn` and interpret it"
-        if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)   # each item once, not P×K
+        # each item once, not P×K
+        if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False, get_idxs=None)
         embs,lbls = get_embeddings(learn, dl=dl)
-        if lbls is None: raise ValueError("MetricInterpretation needs labels: pass a labelled DataLoader (not a `test_dl` without targets)")
+        if lbls is None: raise ValueError("MetricInterpretation needs labels: pass a labelled DataLoader (not a "
+                                          "`test_dl` without targets)")
         return cls(dl, embs, lbls, getattr(learn.dls, 'vocab', None), distance, k)
 
     def _name(self, l): return str(self.vocab[l]) if self.vocab is not None and l < len(self.vocab) else str(int(l))
@@ -68,7 +72,8 @@ def show_neighbors(self:MetricInterpretation,
     figsize:tuple=None,
 ) -> plt.Figure:
     "Each query, then its `k` nearest neighbours with their distance; green frame for the same class, red for another"
-    if k > self.idxs.shape[1]: raise ValueError(f"k={k} but {self.idxs.shape[1]} neighbours were kept: build with a larger `k`")
+    if k > self.idxs.shape[1]: raise ValueError(f"k={k} but {self.idxs.shape[1]} neighbours were kept: build with a "
+                                                "larger `k`")
     N = len(self.embs)
     idxs = np.linspace(0, N-1, min(n, N)).round().astype(int).tolist() if idxs is None else [int(i) for i in idxs]
     fig,axs = plt.subplots(len(idxs), k+1, figsize=figsize or (1.6*(k+1), 1.8*len(idxs)), squeeze=False)
@@ -77,7 +82,8 @@ def show_neighbors(self:MetricInterpretation,
         for c in range(k):
             j = int(self.idxs[q,c])
             same = bool(self.lbls[j] == self.lbls[q])
-            _show_item(self._item(j), axs[r,c+1], f"{self._name(self.lbls[j])} {self.dists[q,c]:.3f}", 'green' if same else 'red')
+            title = f"{self._name(self.lbls[j])} {self.dists[q,c]:.3f}"
+            _show_item(self._item(j), axs[r,c+1], title, 'green' if same else 'red')
     fig.tight_layout()
     return fig
 
@@ -93,7 +99,8 @@ def plot_worst_queries(self:MetricInterpretation, n:int=6, k:int=5, **kwargs) ->
     "`show_neighbors` of the `n` worst queries (lowest AP@R)"
     idxs,ap = self.worst_queries(n)
     fig = self.show_neighbors(k=k, idxs=idxs, **kwargs)
-    fig.suptitle(f"The {len(idxs)} worst queries, AP@R " + ', '.join(f'{v:.2f}' for v in ap), fontsize=9); fig.tight_layout()
+    fig.suptitle(f"The {len(idxs)} worst queries, AP@R " + ', '.join(f'{v:.2f}' for v in ap), fontsize=9)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/19_interpret.ipynb #0698a51a
@@ -116,7 +123,8 @@ def plot_distances(self:MetricInterpretation, max_pairs:int=200_000, bins:int=50
     d,same = self.pair_distances(max_pairs)
     fig,ax = plt.subplots(figsize=figsize)
     for m,name,c in ((same,'same class','green'), (~same,'other class','red')):
-        if m.any(): ax.hist(d[m].numpy(), bins=bins, density=True, alpha=0.5, color=c, label=f"{name} ({int(m.sum()):,} pairs)")
+        if m.any():
+            ax.hist(d[m].numpy(), bins=bins, density=True, alpha=0.5, color=c, label=f"{name} ({int(m.sum()):,} pairs)")
     ax.set_xlabel(f"{self.distance} distance"); ax.set_ylabel('density'); ax.legend()
     fig.tight_layout()
     return fig

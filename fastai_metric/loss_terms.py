@@ -1,4 +1,5 @@
-"""`learn.add_center_loss()` and `learn.add_triplet()`: keep the learner's loss (cross-entropy, ArcFace, ...) and add a loss on the embeddings of the same batch, each part visible in the recorder.
+"""`learn.add_center_loss()` and `learn.add_triplet()`: keep the learner's loss (cross-entropy, ArcFace, ...) and add a
+loss on the embeddings of the same batch, each part visible in the recorder.
 
 Docs: https://fastai-metric.github.io/fastai_metric/loss_terms.html.md"""
 
@@ -38,7 +39,8 @@ def _check_on(on):
     return on
 
 class EmbeddingLoss(Callback):
-    "Add `weight` × `loss(embs, lbls)` on the batch's embeddings (or logits) to the learner's loss; keep the parts in `learn.loss_parts`"
+    """Add `weight` × `loss(embs, lbls)` on the batch's embeddings (or logits) to the learner's loss; keep the parts in
+    `learn.loss_parts`"""
     order = LabelCatcher.order + 1
     def __init__(self,
         loss:callable, # `loss(embs, lbls)`
@@ -57,7 +59,8 @@ class EmbeddingLoss(Callback):
     def after_loss(self):
         if not len(self.yb): return          # e.g. `get_embeddings`, which skips the loss
         feats = self.pred if self.on == 'logits' else self.hook.stored
-        with torch.autocast(feats.device.type, enabled=False): extra = self.loss(feats.float(), self.yb[0])   # any loss: fp32
+        # any loss: fp32
+        with torch.autocast(feats.device.type, enabled=False): extra = self.loss(feats.float(), self.yb[0])
         parts = self.learn.loss_parts
         parts.setdefault('base', self.learn.loss_grad.detach())
         parts[self.part] = extra.detach()

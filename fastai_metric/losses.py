@@ -1,4 +1,5 @@
-"""`TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on every batch; `CenterLoss`.
+"""`TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on
+every batch; `CenterLoss`.
 
 Docs: https://fastai-metric.github.io/fastai_metric/losses.html.md"""
 
@@ -20,7 +21,8 @@ def _rowwise_dist(x, y): return (x.float() - y.float()).pow(2).sum(1).clamp_min(
 def _is_idx(t): return isinstance(t, Tensor) and not t.is_floating_point() and t.ndim == 1
 
 def as_triplets(mined, embs:Tensor, miner=None) -> tuple:
-    "`('indices', (a,p,n))` or `('embeddings', (a,p,n))`: a miner's output checked and on `embs`' device, or a clear error"
+    """`('indices', (a,p,n))` or `('embeddings', (a,p,n))`: a miner's output checked and on `embs`' device, or a clear
+    error"""
     if not (isinstance(mined, (tuple,list)) and len(mined) == 3 and all(isinstance(t, Tensor) for t in mined)):
         raise ValueError(f"{miner!r} must return 3 tensors (anchor, positive, negative), got {type(mined).__name__}")
     mined = tuple(t.to(embs.device) for t in mined)     # a user's miner may answer on another device (e.g. the CPU)
@@ -41,8 +43,10 @@ class TripletLossWithMiner(GatheredLoss):
         reduction:str='mean', # 'mean', 'sum' or 'none' (one value per triplet)
         gather:bool=False, # Distributed: mine among the embeddings of all processes (gradients to the local ones)
     ):
-        if reduction not in ('mean','sum','none'): raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or 'none'")
-        if gather and reduction == 'none': raise ValueError("gather=True needs reduction 'mean' or 'sum': one loss for the global batch")
+        if reduction not in ('mean','sum','none'): raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or "
+                                                                    "'none'")
+        if gather and reduction == 'none': raise ValueError("gather=True needs reduction 'mean' or 'sum': one loss "
+                                                            "for the global batch")
         store_attr('margin,normalize,reduction,gather')
         self.miner = ifnone(miner, HardTripletsMiner())
 
@@ -53,13 +57,16 @@ class TripletLossWithMiner(GatheredLoss):
             if self.normalize: a,p,n = (F.normalize(t.float(), dim=1) for t in (a,p,n))
             return _rowwise_dist(a, p) - _rowwise_dist(a, n), None, None
         if 2*len(a) < len(embs)**2:                  # few triplets: distances of their rows only, O(T·D)
-            ea = embs.index_select(0, a)             # `index_select`: its backward (index_add) is fast on CPU, unlike `x[idx]`'s
-            return _rowwise_dist(ea, embs.index_select(0, p)) - _rowwise_dist(ea, embs.index_select(0, n)), lbls[a], lbls[n]
+            # `index_select`: its backward (index_add) is fast on CPU, unlike `x[idx]`'s
+            ea = embs.index_select(0, a)
+            ep,en = embs.index_select(0, p),embs.index_select(0, n)
+            return _rowwise_dist(ea, ep) - _rowwise_dist(ea, en), lbls[a], lbls[n]
         dist = distance_matrix(embs).flatten()       # many: one differentiable matrix, O(B²·D), then gather
         return dist.index_select(0, a*len(embs) + p) - dist.index_select(0, a*len(embs) + n), lbls[a], lbls[n]
 
     def margins(self, la:Tensor, ln:Tensor):
-        "The margins of triplets whose anchors and negatives have labels `la`, `ln` (`None` for embedding miners): here one number"
+        """The margins of triplets whose anchors and negatives have labels `la`, `ln` (`None` for embedding miners):
+        here one number"""
         return self.margin
 
     def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor:
@@ -74,7 +81,8 @@ class TripletLossWithMiner(GatheredLoss):
 
 # %% ../nbs/13_losses.ipynb #f4a371d9
 class CenterLoss(Module):
-    "Center loss (Wen et al. 2016): half the mean squared distance of each embedding to its class center, a learned parameter"
+    """Center loss (Wen et al. 2016): half the mean squared distance of each embedding to its class center, a learned
+    parameter"""
     def __init__(self,
         n_classes:int, # Number of classes (rows of `centers`)
         n_feats:int, # Size of the embeddings
@@ -85,7 +93,8 @@ class CenterLoss(Module):
     def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
         embs,lbls = check_embs_lbls(embs, lbls)
         if embs.shape[1] != self.n_feats:
-            raise ValueError(f"Embeddings have {embs.shape[1]} features but the centers have {self.n_feats}: build `CenterLoss(n_classes, {embs.shape[1]})`")
+            raise ValueError(f"Embeddings have {embs.shape[1]} features but the centers have {self.n_feats}: build "
+                             f"`CenterLoss(n_classes, {embs.shape[1]})`")
         check_label_range(lbls, self.n_classes, "build `CenterLoss` with the data's class count (`dls.c`)")
         if not len(lbls): return embs.sum() * 0.
         with torch.autocast(embs.device.type, enabled=False):

@@ -1,4 +1,5 @@
-"""`learn.to_metric_loss(loss)` and `learn.to_triplet()`: the model outputs its embedding, the loss is any metric loss (a mined triplet loss), the training batches are P×K.
+"""`learn.to_metric_loss(loss)` and `learn.to_triplet()`: the model outputs its embedding, the loss is any metric loss
+(a mined triplet loss), the training batches are P×K.
 
 Docs: https://fastai-metric.github.io/fastai_metric/metric_learner.html.md"""
 
@@ -24,21 +25,25 @@ def get_miner(miner, margin:float=0.2):
     if callable(miner): return miner
     makers = {'hard': HardTripletsMiner, 'all': AllTripletsMiner, 'cluster': HardClusterMiner,
               'semihard': lambda: SemiHardTripletsMiner(ifnone(margin, 0.2))}
-    if miner not in makers: raise ValueError(f"Unknown miner {miner!r}: use one of {', '.join(makers)} or a callable miner(embs, lbls)")
+    if miner not in makers: raise ValueError(f"Unknown miner {miner!r}: use one of {', '.join(makers)} or a callable "
+                                             "miner(embs, lbls)")
     return makers[miner]()
 
 # %% ../nbs/15_metric_learner.ipynb #c4b9c58d
 class ModelWithLosses(ModelWrapper):
-    "Wrap `model` and hold the loss modules that have parameters or buffers, so they are trained, moved and saved with it"
+    """Wrap `model` and hold the loss modules that have parameters or buffers, so they are trained, moved and saved
+    with it"""
     def __init__(self, model:nn.Module):
-        self.loss_modules = nn.ModuleDict()  # before `model`: `last_leaf` (the embedding layer) stays the model's; not `losses`, which
+        # before `model`: `last_leaf` (the embedding layer) stays the model's; not `losses`, which
+        self.loss_modules = nn.ModuleDict()
         # `learn.losses` would resolve to (Learner delegates to its model) and fastai's Recorder warns of shadowing at every fit
         self.model = model
 
 def _has_state(m): return isinstance(m, nn.Module) and any(True for _ in itertools.chain(m.parameters(), m.buffers()))
 
 def register_loss(learn:Learner, name:str, loss:callable):
-    "Keep `loss` in `learn.model` under `name` (replacing one of that name) if it has parameters or buffers; return `loss`"
+    """Keep `loss` in `learn.model` under `name` (replacing one of that name) if it has parameters or buffers; return
+    `loss`"""
     if not _has_state(loss): return loss
     check_no_data_parallel(learn.model)               # wrapping a DataParallel would leave fastai unable to unwrap it
     if not isinstance(learn.model, ModelWithLosses): learn.model = ModelWithLosses(learn.model)
@@ -49,7 +54,8 @@ def register_loss(learn:Learner, name:str, loss:callable):
 
 # %% ../nbs/15_metric_learner.ipynb #c32963d4
 class MetricLoss(GatheredLoss):
-    "The loss of a model that outputs embeddings: `loss(embs, lbls)`, or `loss(embs, lbls, miner(embs, lbls))` with a `miner`"
+    """The loss of a model that outputs embeddings: `loss(embs, lbls)`, or `loss(embs, lbls, miner(embs, lbls))` with a
+    `miner`"""
     def __init__(self, loss:callable, miner:callable=None, gather:bool=False): store_attr()
     def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor:
         with torch.autocast(embs.device.type, enabled=False):       # any loss (the user's, pml's) computes in float32
@@ -61,8 +67,10 @@ def _check_no_class_metrics(learn):
     bad = [m for m in learn.metrics if getattr(m, 'needs_class_scores', True)]
     if bad:
         names = ', '.join(getattr(m, 'name', type(m).__name__) for m in bad)
-        raise ValueError(f"The learner's metrics ({names}) need class scores, but a metric-learning model outputs embeddings. Use retrieval "
-                         "metrics instead: `learn.metrics = [RecallAtK(1), MapAtR()]` while training, `knn_accuracy(learn)` or "
+        raise ValueError(f"The learner's metrics ({names}) need class scores, but a metric-learning model outputs "
+                         "embeddings. Use retrieval "
+                         "metrics instead: `learn.metrics = [RecallAtK(1), MapAtR()]` while training, "
+                         "`knn_accuracy(learn)` or "
                          "`learn.retrieval_metrics()` after.")
 
 def _n_args(f):
@@ -83,9 +91,11 @@ def to_metric_loss(self:Learner,
 ):
     "Train `self` as an embedding model with `loss` (and `miner`) on P×K batches; return the learner"
     if not callable(loss): raise TypeError(f"`loss` must be callable as loss(embs, lbls), got {type(loss).__name__}")
-    if miner is not None and not callable(miner): raise TypeError(f"`miner` must be callable as miner(embs, lbls), got {type(miner).__name__}")
+    if miner is not None and not callable(miner): raise TypeError("`miner` must be callable as miner(embs, lbls), "
+                                                                  f"got {type(miner).__name__}")
     if miner is not None and _n_args(loss) < 3:
-        raise TypeError(f"{type(loss).__name__} takes only (embs, lbls), so it cannot use a miner: pass `miner=None`, or a loss that takes indices_tuple")
+        raise TypeError(f"{type(loss).__name__} takes only (embs, lbls), so it cannot use a miner: pass `miner=None`, "
+                        "or a loss that takes indices_tuple")
     check_single_label(self, 'Metric learning')
     _check_no_class_metrics(self)
     dl = balanced_dl(self.dls.train, n_classes, n_instances, seed=seed)
@@ -111,6 +121,8 @@ def to_triplet(self:Learner,
     memory:int=None, # Cross-batch memory: also mine (batch-hard) among the last `memory` training embeddings
 ):
     "Train `self` as an embedding model with a mined triplet loss on P×K batches; return the learner"
-    if memory and miner != 'hard': raise ValueError(f"memory={memory} mines batch-hard among the memory: use miner='hard' (got {miner!r})")
-    loss = TripletLossWithMiner(margin, MemoryBankMiner(memory) if memory else get_miner(miner, margin), normalize=normalize)
+    if memory and miner != 'hard': raise ValueError(f"memory={memory} mines batch-hard among the memory: use "
+                                                    f"miner='hard' (got {miner!r})")
+    miner = MemoryBankMiner(memory) if memory else get_miner(miner, margin)
+    loss = TripletLossWithMiner(margin, miner, normalize=normalize)
     return self.to_metric_loss(loss, None, n_classes, n_instances, seed, gather)

@@ -1,4 +1,5 @@
-"""Triplet miners on one distance matrix, fully vectorised: all, batch-hard, semi-hard and hard-cluster. `miner(embs, lbls) -> (anchor, positive, negative)`.
+"""Triplet miners on one distance matrix, fully vectorised: all, batch-hard, semi-hard and hard-cluster. `miner(embs,
+lbls) -> (anchor, positive, negative)`.
 
 Docs: https://fastai-metric.github.io/fastai_metric/miners.html.md"""
 
@@ -49,7 +50,8 @@ class TripletMiner:
 
 # %% ../nbs/12_miners.ipynb #c886983e
 class PairMiner(TripletMiner):
-    "A miner that gives each positive pair `(a,p)` a set of negatives, `negatives(dist, neg, a, p)`: a `(pairs, B)` mask"
+    """A miner that gives each positive pair `(a,p)` a set of negatives, `negatives(dist, neg, a, p)`: a `(pairs, B)`
+    mask"""
     def mine(self, dist, pos, neg):
         a,p = pos.nonzero(as_tuple=True)
         i,n = self.negatives(dist, neg, a, p).nonzero(as_tuple=True)   # (pairs x B), not a (B x B x B) mask
@@ -62,7 +64,8 @@ class AllTripletsMiner(PairMiner):
 
 # %% ../nbs/12_miners.ipynb #25281d37
 class HardTripletsMiner(TripletMiner):
-    "Batch-hard (Hermans et al. 2017): for each anchor with a positive and a negative, its farthest positive and nearest negative"
+    """Batch-hard (Hermans et al. 2017): for each anchor with a positive and a negative, its farthest positive and
+    nearest negative"""
     def mine(self, dist, pos, neg):
         a = (pos.any(1) & neg.any(1)).nonzero().flatten()
         d = dist[a]
@@ -80,7 +83,8 @@ class SemiHardTripletsMiner(PairMiner):
 
 # %% ../nbs/12_miners.ipynb #68dbe0d8
 class HardClusterMiner:
-    "Hard-cluster triplets: class means as anchors, each class's farthest own sample, the nearest other class mean (embeddings)"
+    """Hard-cluster triplets: class means as anchors, each class's farthest own sample, the nearest other class mean
+    (embeddings)"""
     def __call__(self, embs:Tensor, lbls:Tensor) -> tuple:
         embs,lbls = check_embs_lbls(embs, lbls)
         classes,inv = lbls.unique(return_inverse=True)
@@ -97,7 +101,8 @@ class HardClusterMiner:
 
 # %% ../nbs/12_miners.ipynb #595aaef2
 class MemoryBankMiner(Module):
-    "Batch-hard triplets of the current batch's anchors among the current batch and a memory of the last `size` embeddings"
+    """Batch-hard triplets of the current batch's anchors among the current batch and a memory of the last `size`
+    embeddings"""
     def __init__(self, size:int=1024):
         if int(size) != size or size < 1: raise ValueError(f"size={size}: the memory must hold at least one embedding")
         self.size = int(size)
@@ -144,7 +149,8 @@ class MemoryBankMiner(Module):
         "Take a saved memory of any size: it is allocated at the first batch, so a fresh miner's is still empty"
         n = len(sd.get(prefix + 'mem', ()))
         if n not in (0, self.size):
-            raise ValueError(f"The saved memory holds {n} embeddings but this miner's size is {self.size}: build it with "
+            raise ValueError(f"The saved memory holds {n} embeddings but this miner's size is {self.size}: build it "
+                             "with "
                              f"`MemoryBankMiner({n})` (`to_triplet(memory={n})`)")
         for k in ('mem', 'mem_lbls'):
             if prefix + k in sd: setattr(self, k, getattr(self, k).new_empty(sd[prefix + k].shape))

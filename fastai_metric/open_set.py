@@ -24,9 +24,12 @@ def tpr_at_fpr(
 ):
     "True-positive rate at each false-positive rate `fpr` (a float for one rate, else a dict `{fpr: tpr}`)"
     pos,neg = (to_numpy(x, np.float32).ravel() for x in (pos_sims, neg_sims))
-    if not len(pos) or not len(neg): raise ValueError(f"tpr_at_fpr needs positive and negative pairs, got {len(pos)} and {len(neg)}")
-    if not (np.isfinite(pos).all() and np.isfinite(neg).all()): raise ValueError("The similarities contain NaN or inf: check the embeddings")
-    if any(not 0 <= r <= 1 for r in tuplify(fpr)): raise ValueError(f"fpr={fpr}: false-positive rates lie in [0, 1], e.g. 0.01")
+    if not len(pos) or not len(neg): raise ValueError(f"tpr_at_fpr needs positive and negative pairs, got {len(pos)} "
+                                                      f"and {len(neg)}")
+    if not (np.isfinite(pos).all() and np.isfinite(neg).all()): raise ValueError("The similarities contain NaN or "
+                                                                                 "inf: check the embeddings")
+    if any(not 0 <= r <= 1 for r in tuplify(fpr)): raise ValueError(f"fpr={fpr}: false-positive rates lie in [0, 1], "
+                                                                    "e.g. 0.01")
     f,t,_ = roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg], drop_intermediate=False)
     rates = {float(r): float(t[f <= r].max()) for r in tuplify(fpr)}
     return rates[float(fpr)] if not is_listy(fpr) else rates
@@ -50,15 +53,18 @@ def identification_rate(
     fpr=(0.1, 0.01, 0.001), # False-positive rates, measured on query-vs-distractor pairs
     chunk_size:int=None,
 ) -> dict:
-    "TPR on query-vs-same-identity pairs at thresholds set by the FPR on query-vs-distractor pairs, `{'tpr@fpr=...': ...}`"
+    """TPR on query-vs-same-identity pairs at thresholds set by the FPR on query-vs-distractor pairs, `{'tpr@fpr=...':
+    ...}`"""
     q_embs,q_lbls = check_retrieval_set(q_embs, q_lbls, 'query')
     g_embs,g_lbls = check_retrieval_set(g_embs, g_lbls, 'gallery')
     d_embs,_ = check_retrieval_set(distractor_embs, None, 'distractor')
     if not q_embs.shape[1] == g_embs.shape[1] == d_embs.shape[1]:
-        raise ValueError(f"Query, gallery and distractor embeddings have {q_embs.shape[1]}, {g_embs.shape[1]} and {d_embs.shape[1]} "
+        raise ValueError(f"Query, gallery and distractor embeddings have {q_embs.shape[1]}, {g_embs.shape[1]} and "
+                         f"{d_embs.shape[1]} "
                          "dimensions: embed all three with the same model")
     pos = _pair_sims(q_embs, g_embs, chunk_size, same=(q_lbls, g_lbls))
-    if not len(pos): raise ValueError("No query has an identity in the gallery: identification needs same-identity pairs")
+    if not len(pos): raise ValueError("No query has an identity in the gallery: identification needs same-identity "
+                                      "pairs")
     rates = tpr_at_fpr(pos, _pair_sims(q_embs, d_embs, chunk_size), tuple(tuplify(fpr)))
     return {f'tpr@fpr={r:g}': v for r,v in rates.items()}
 
@@ -76,7 +82,8 @@ def open_set_scores(
 
 def _binary(y, what='is_unknown'):
     y = to_numpy(y).ravel().astype(bool)
-    if y.all() or not y.any(): raise ValueError(f"`{what}` must hold both True and False: AUROC needs known and unknown items")
+    if y.all() or not y.any(): raise ValueError(f"`{what}` must hold both True and False: AUROC needs known and "
+                                                "unknown items")
     return y
 
 @delegates(open_set_scores)
@@ -90,7 +97,8 @@ def open_set_auroc(
     "AUROC (scikit-learn) of telling unknown-class test items from known ones by their distance to the known embeddings"
     y = _binary(is_unknown)
     if len(y) != len(test_embs):
-        raise ValueError(f"Got {len(test_embs)} test embeddings but {len(y)} `is_unknown` flags: they must match one to one")
+        raise ValueError(f"Got {len(test_embs)} test embeddings but {len(y)} `is_unknown` flags: they must match one "
+                         "to one")
     return float(roc_auc_score(y, open_set_scores(known_embs, test_embs, k, **kwargs).numpy()))
 
 def plot_roc(

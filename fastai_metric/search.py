@@ -1,4 +1,5 @@
-"""Exact nearest-neighbour search of a gallery, chunk by chunk (with a bfloat16 screen on large galleries) or through faiss,
+"""Exact nearest-neighbour search of a gallery, chunk by chunk (with a bfloat16 screen on large galleries) or through
+faiss,
 described by one `Search` object that every evaluation passes down.
 
 Docs: https://fastai-metric.github.io/fastai_metric/search.html.md"""
@@ -19,10 +20,12 @@ __all__ = ['check_retrieval_set', 'check_distance', 'chunk_rows', 'Search', 'as_
 def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     "Float32 CPU `embs` `(N,D)` and int64 `lbls` `(N,)` (or `None`), or a clear error"
     embs = to_cpu_float(embs)
-    if embs.ndim != 2: raise ValueError(f"The {what} embeddings must be a 2-D (items, features) tensor, got shape {tuple(embs.shape)}")
+    if embs.ndim != 2: raise ValueError(f"The {what} embeddings must be a 2-D (items, features) tensor, got shape "
+                                        f"{tuple(embs.shape)}")
     if not len(embs): raise ValueError(f"The {what} set is empty: pass at least one embedding")
     if not torch.isfinite(embs).all():
-        raise ValueError(f"The {what} embeddings contain {int((~torch.isfinite(embs)).sum())} NaN or inf values: the model diverged or "
+        raise ValueError(f"The {what} embeddings contain {int((~torch.isfinite(embs)).sum())} NaN or inf values: the "
+                         "model diverged or "
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
@@ -62,7 +65,8 @@ def as_search(search:Search=None, **kwargs) -> Search:
     "`search`, or a `Search` made of `kwargs` (not both)"
     if search is None: return Search(**kwargs)
     if not isinstance(search, Search): raise TypeError(f"search must be a `Search`, got {type(search).__name__}")
-    if kwargs: raise ValueError(f"Pass the search settings ({', '.join(kwargs)}) inside `search=Search(...)`, not beside it")
+    if kwargs: raise ValueError(f"Pass the search settings ({', '.join(kwargs)}) inside `search=Search(...)`, not "
+                                "beside it")
     return search
 
 def _scores(q:Tensor, g:Tensor, distance:str, g_sq:Tensor=None) -> Tensor:
@@ -85,16 +89,19 @@ def _mask_self(s:Tensor, rows:Tensor) -> Tensor:
 def _topk_stable(s:Tensor, k:int) -> tuple:
     "Top `k` scores of each row of `s` and their indices, equal scores ordered by lower index"
     extra = int(k < s.shape[1])
-    v,i = s.topk(k + extra, dim=1)                                 # one more, to see whether the k-th score is shared beyond k
+    # one more, to see whether the k-th score is shared beyond k
+    v,i = s.topk(k + extra, dim=1)
     bad = (v[:,k-1] == v[:,k]).nonzero().flatten() if extra and k else torch.zeros(0, dtype=torch.long)
     v,i = _by_score_then_index(v[:,:k], i[:,:k])
-    if len(bad):                                                   # rare: rank those rows by a stable sort of the whole row
+    # rare: rank those rows by a stable sort of the whole row
+    if len(bad):
         vb,ib = s[bad].sort(dim=1, descending=True, stable=True)
         v[bad],i[bad] = vb[:,:k],ib[:,:k]
     return v,i
 
 def topk_grouped(s:Tensor, k:int, width:int=6) -> tuple:
-    "The `k` largest values of each row of `s` (in no order) and their columns, through maxima of groups of `width` columns"
+    """The `k` largest values of each row of `s` (in no order) and their columns, through maxima of groups of `width`
+    columns"""
     n,G = s.shape; ng = G // width
     if ng <= k: return s.topk(k, dim=1, sorted=False)
     main = ng * width
@@ -111,10 +118,12 @@ def topk_grouped(s:Tensor, k:int, width:int=6) -> tuple:
 def _exact_scores(q:Tensor, g:Tensor, cand:Tensor) -> Tensor:
     "Exact float32 scores `(Q,n)` of `q` against the rows `cand` of `g`, in blocks whose gathered rows take about 16 MB"
     bs = max(1, (4 << 20) // (cand.shape[1] * q.shape[1]))
-    out = q.new_empty(cand.shape)               # written in place: small results kept between big temporaries fragment the heap
+    # written in place: small results kept between big temporaries fragment the heap
+    out = q.new_empty(cand.shape)
     for s in range(0, len(q), bs):
         c = cand[s:s+bs]
-        out[s:s+bs] = (g.index_select(0, c.flatten()).view(*c.shape, -1) * q[s:s+bs,None]).sum(-1)   # copies score alike
+        # copies score alike
+        out[s:s+bs] = (g.index_select(0, c.flatten()).view(*c.shape, -1) * q[s:s+bs,None]).sum(-1)
     return out
 
 def screen_eps(d:int) -> float:
@@ -124,7 +133,8 @@ def screen_eps(d:int) -> float:
     return 1.25 * (2*2**-8 + 2**-16 + 2**-9 + d * 2**-23)
 
 def _rescored(q:Tensor, g:Tensor, sb:Tensor, k:int, n_cand:int) -> tuple:
-    "Exact top `k` cosine scores of unit `q` against unit `g` among the `n_cand` best bfloat16 scores `sb`; NaN rows if unsure"
+    """Exact top `k` cosine scores of unit `q` against unit `g` among the `n_cand` best bfloat16 scores `sb`; NaN rows
+    if unsure"""
     vb,cand = topk_grouped(sb, n_cand)
     left = vb.amin(dim=1).float()                             # no item left out has a higher screened score
     ex,cand = _by_score_then_index(_exact_scores(q, g, cand), cand)
@@ -134,13 +144,16 @@ def _rescored(q:Tensor, g:Tensor, sb:Tensor, k:int, n_cand:int) -> tuple:
     return v,i
 
 def _screened(q:Tensor, g:Tensor, gb:Tensor, inv:Tensor, self_idx:Tensor, k:int, n_cand:int) -> tuple:
-    "Exact top `k` cosine scores of unit `q` against unit `g`, screened by bfloat16 scores (`gb`: `g`'s distinct rows, transposed)"
-    sb = q.bfloat16() @ gb                                    # about 4x faster than float32 on CPUs with bf16 dot products
+    """Exact top `k` cosine scores of unit `q` against unit `g`, screened by bfloat16 scores (`gb`: `g`'s distinct
+    rows, transposed)"""
+    # about 4x faster than float32 on CPUs with bf16 dot products
+    sb = q.bfloat16() @ gb
     if inv is not None: sb = sb[:,inv]
     if self_idx is not None: sb = _mask_self(sb, self_idx)
     v,i = _rescored(q, g, sb, k, n_cand)
     bad = v[:,0].isnan().nonzero().flatten()
-    if len(bad) and 4*n_cand < sb.shape[1]: v[bad],i[bad] = _rescored(q[bad], g, sb[bad], k, 4*n_cand)   # more candidates
+    # more candidates
+    if len(bad) and 4*n_cand < sb.shape[1]: v[bad],i[bad] = _rescored(q[bad], g, sb[bad], k, 4*n_cand)
     return v,i
 
 def distinct_rows(x:Tensor) -> tuple:
@@ -148,7 +161,8 @@ def distinct_rows(x:Tensor) -> tuple:
     x = to_cpu_float(x)
     w = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     h = (x.double() * w).sum(1)                                 # copies hash alike
-    if len(h.unique()) == len(h): return x,None                # no two hashes equal: no copies (cheaper than sorting rows)
+    # no two hashes equal: no copies (cheaper than sorting rows)
+    if len(h.unique()) == len(h): return x,None
     u,inv = x.unique(dim=0, return_inverse=True)
     return (x,None) if len(u) == len(x) else (u,inv)
 
@@ -161,10 +175,12 @@ def _drop_self(d:Tensor, i:Tensor, start:int, k:int) -> tuple:
     return d[keep].view(len(i), k),i[keep].view(len(i), k)
 
 def _faiss_index(g:Tensor, sr:Search):
-    "A faiss index of `g`: exact ('Flat') or any index-factory string (e.g. 'IVF4096,Flat'), trained on `g` if it needs it"
+    """A faiss index of `g`: exact ('Flat') or any index-factory string (e.g. 'IVF4096,Flat'), trained on `g` if it
+    needs it"""
     try: import faiss
     except ImportError:
-        raise ImportError("backend='faiss' needs faiss: `pip install faiss-cpu` (or `pip install fastai-metric[faiss]`)") from None
+        raise ImportError("backend='faiss' needs faiss: `pip install faiss-cpu` (or `pip install "
+                          "fastai-metric[faiss]`)") from None
     metric = faiss.METRIC_INNER_PRODUCT if sr.distance == 'cosine' else faiss.METRIC_L2
     factory = sr.faiss_index or 'Flat'
     try: index = faiss.index_factory(g.shape[1], factory, metric)
@@ -177,19 +193,23 @@ def _faiss_index(g:Tensor, sr:Search):
     try:
         if sr.faiss_params: faiss.ParameterSpace().set_index_parameters(index, sr.faiss_params)
     except RuntimeError as e:
-        raise ValueError(f"faiss_params={sr.faiss_params!r} do not apply to the index {factory!r} (e.g. 'nprobe=32' for IVF, "
+        raise ValueError(f"faiss_params={sr.faiss_params!r} do not apply to the index {factory!r} (e.g. 'nprobe=32' "
+                         "for IVF, "
                          f"'efSearch=64' for HNSW): {e}") from None
     return index
 
 def _faiss_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool):
     "`ranked_chunks` through a faiss index"
     index = _faiss_index(g, sr)
-    cs = sr.chunk_size or max(1, (64 << 20) // max(k, 1))         # faiss streams the gallery itself: only its results take memory
+    # faiss streams the gallery itself: only its results take memory
+    cs = sr.chunk_size or max(1, (64 << 20) // max(k, 1))
     for s in range(0, len(q), cs):
         d,i = index.search(np.ascontiguousarray(q[s:s+cs].numpy()), k + int(exclude_self))
         d,i = torch.from_numpy(d),torch.from_numpy(i).long()
-        if (i < 0).any(): raise ValueError(f"The faiss index {sr.faiss_index!r} found fewer than {k} neighbours for some "
-                                           "queries: search more of it (e.g. faiss_params='nprobe=64') or use fewer lists")
+        if (i < 0).any(): raise ValueError(f"The faiss index {sr.faiss_index!r} found fewer than {k} neighbours for "
+                                           "some "
+                                           "queries: search more of it (e.g. faiss_params='nprobe=64') or use fewer "
+                                           "lists")
         d = 1 - d if sr.distance == 'cosine' else d.clamp_min(0).sqrt()
         yield (s, *(_drop_self(d, i, s, k) if exclude_self else (d, i)))
 
@@ -200,7 +220,8 @@ def _torch_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool):
     gu,inv = distinct_rows(g)
     g_sq = (gu*gu).sum(1) if sr.distance == 'euclidean' else None
     n_cand,n_g = k + max(8, k//4),len(g) - int(exclude_self)   # candidates kept by the screen
-    screen = sr.screen if sr.screen is not None else len(gu) >= 4096 and 16*n_cand <= len(gu)   # few candidates: worth it
+    # few candidates: worth it
+    screen = sr.screen if sr.screen is not None else len(gu) >= 4096 and 16*n_cand <= len(gu)
     screen = screen and sr.distance == 'cosine' and n_cand < n_g
     gb = gu.bfloat16().T.contiguous() if screen else None
     def exact(q, s):
@@ -227,10 +248,12 @@ def ranked_chunks(
     sr = ifnone(search, Search())
     q_embs,g_embs = to_cpu_float(q_embs),to_cpu_float(g_embs)            # from any device, with or without gradients
     if q_embs.shape[1] != g_embs.shape[1]:
-        raise ValueError(f"Query embeddings have {q_embs.shape[1]} dimensions but gallery embeddings {g_embs.shape[1]}: "
+        raise ValueError(f"Query embeddings have {q_embs.shape[1]} dimensions but gallery embeddings "
+                         f"{g_embs.shape[1]}: "
                          "embed both with the same model")
     n_g = len(g_embs) - int(exclude_self)
-    if not 1 <= k <= n_g: raise ValueError(f"k={k} but the gallery has {n_g} candidates per query: choose 1 <= k <= {n_g}")
+    if not 1 <= k <= n_g: raise ValueError(f"k={k} but the gallery has {n_g} candidates per query: choose 1 <= k <= "
+                                           f"{n_g}")
     if sr.distance == 'cosine': q_embs,g_embs = F.normalize(q_embs, dim=1),F.normalize(g_embs, dim=1)
     chunks = _faiss_chunks if sr.backend == 'faiss' else _torch_chunks
     yield from chunks(q_embs, g_embs, k, sr, exclude_self)

@@ -1,4 +1,5 @@
-"""Small learners on synthetic data, an export round trip and brute-force references, shared by the notebooks and `tests/`
+"""Small learners on synthetic data, an export round trip and brute-force references, shared by the notebooks and
+`tests/`
 (as `fastai.test_utils` serves fastai's). Not part of `fastai_metric.all`.
 
 Docs: https://fastai-metric.github.io/fastai_metric/test_utils.html.md"""

@@ -1,4 +1,5 @@
-"""`RecallAtK`, `MapAtR`, `PrecisionAtK`: fastai metrics that collect the validation embeddings each epoch and show retrieval quality in the progress table; `learn.retrieval_metrics()`.
+"""`RecallAtK`, `MapAtR`, `PrecisionAtK`: fastai metrics that collect the validation embeddings each epoch and show
+retrieval quality in the progress table; `learn.retrieval_metrics()`.
 
 Docs: https://fastai-metric.github.io/fastai_metric/train_metrics.html.md"""
 
@@ -16,7 +17,8 @@ __all__ = ['RetrievalMetric', 'RecallAtK', 'PrecisionAtK', 'MapAtR']
 
 # %% ../nbs/18_train_metrics.ipynb #11e9bc55
 class RetrievalMetric(Metric):
-    "Collect the embeddings and labels of an epoch's validation; its value is `retrieval_metrics(...)[key]`, leave-one-out"
+    """Collect the embeddings and labels of an epoch's validation; its value is `retrieval_metrics(...)[key]`,
+    leave-one-out"""
     needs_class_scores = False
     def __init__(self, key:str, distance:str='cosine', topk:tuple=(1,)):
         check_distance(distance)
@@ -46,7 +48,8 @@ class RetrievalMetric(Metric):
             e,l = torch.cat(self.embs),torch.cat(self.lbls)
             ok = len(e) > 1 and max(self.topk) < len(e)
             if not ok: self._value = None
-            elif not e.isfinite().all(): self._value = float('nan')     # diverged (fp16 overflow): shown as fastai's metrics do
+            # diverged (fp16 overflow): shown as fastai's metrics do
+            elif not e.isfinite().all(): self._value = float('nan')
             else: self._value = retrieval_metrics(e, l, topk=self.topk, distance=self.distance)[self.key]
             self.embs,self.lbls = [],[]
         return self._value
@@ -63,11 +66,13 @@ class RecallAtK(RetrievalMetric):
     def name(self): return f'recall@{self.topk[0]}'
 
 class PrecisionAtK(RetrievalMetric):
-    "Precision@k (open-metric-learning's): items of the query's class among its `k` nearest neighbours, over `min(k, n_relevant)`"
+    """Precision@k (open-metric-learning's): items of the query's class among its `k` nearest neighbours, over `min(k,
+    n_relevant)`"""
     def __init__(self, k:int=5, distance:str='cosine'): super().__init__(f'precision@{k}', distance, (k,))
 
 class MapAtR(RetrievalMetric):
-    "MAP@R (pytorch-metric-learning's): mean average precision over each item's first `R` neighbours, `R` the size of its class"
+    """MAP@R (pytorch-metric-learning's): mean average precision over each item's first `R` neighbours, `R` the size of
+    its class"""
     def __init__(self, distance:str='cosine'): super().__init__('map@r', distance, (1,))
 
 # %% ../nbs/18_train_metrics.ipynb #716b550c
@@ -80,5 +85,6 @@ def retrieval_metrics(self:Learner,
 ) -> dict:
     "Leave-one-out retrieval metrics of the embeddings of `ds_idx` (or `dl`)"
     embs,lbls = get_embeddings(self, ds_idx, dl)
-    if lbls is None: raise ValueError("retrieval_metrics needs labels: pass a labelled DataLoader (not a `test_dl` without targets)")
+    if lbls is None: raise ValueError("retrieval_metrics needs labels: pass a labelled DataLoader (not a `test_dl` "
+                                      "without targets)")
     return retrieval_metrics(embs, lbls, **kwargs)

@@ -1,4 +1,5 @@
-"""`plot_tsne(learn)`: a 2-D map of the embeddings by openTSNE, points coloured by class, with a stratified subsample for large sets.
+"""`plot_tsne(learn)`: a 2-D map of the embeddings by openTSNE, points coloured by class, with a stratified subsample
+for large sets.
 
 Docs: https://fastai-metric.github.io/fastai_metric/tsne.html.md"""
 
@@ -61,18 +62,23 @@ def plot_2d(
     "Scatter plot of `xy` coloured by class, with a legend of the `vocab` names"
     xy = to_numpy(xy)
     if xy.ndim != 2 or xy.shape[1] != 2:
-        raise ValueError(f"plot_2d needs (N,2) coordinates, got shape {xy.shape}: lay embeddings out with `tsne_2d` first")
-    if lbls is not None and len(lbls) != len(xy): raise ValueError(f"{len(xy)} points but {len(lbls)} labels: give one label per point")
+        raise ValueError(f"plot_2d needs (N,2) coordinates, got shape {xy.shape}: lay embeddings out with `tsne_2d` "
+                         "first")
+    if lbls is not None and len(lbls) != len(xy): raise ValueError(f"{len(xy)} points but {len(lbls)} labels: give "
+                                                                   "one label per point")
     fig,ax = plt.subplots(figsize=figsize) if ax is None else (ax.figure, ax)
     if lbls is None: ax.scatter(xy[:,0], xy[:,1], s=s)
     else:
         lbls = to_numpy(lbls); classes = np.unique(lbls) if classes is None else to_numpy(classes)
-        if len(missing := np.setdiff1d(lbls, classes)): raise ValueError(f"labels {missing.tolist()} are not in `classes`: list every class drawn")
+        if len(missing := np.setdiff1d(lbls, classes)): raise ValueError(f"labels {missing.tolist()} are not in "
+                                                                         "`classes`: list every class drawn")
         cmap = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20' if len(classes) <= 20 else 'gist_ncar')
         for i,c in enumerate(classes):
             name = vocab[c] if vocab is not None and c < len(vocab) else c
-            ax.scatter(xy[lbls==c,0], xy[lbls==c,1], s=s, color=cmap(i/max(len(classes)-1,1) if len(classes) > 20 else i), label=str(name))
-        if legend and len(classes) <= 30: ax.legend(markerscale=12/max(s,1)**0.5, fontsize='small', loc='best', title='class')
+            color = cmap(i/max(len(classes)-1,1) if len(classes) > 20 else i)
+            ax.scatter(xy[lbls==c,0], xy[lbls==c,1], s=s, color=color, label=str(name))
+        if legend and len(classes) <= 30:
+            ax.legend(markerscale=12/max(s,1)**0.5, fontsize='small', loc='best', title='class')
     ax.set_xticks([]); ax.set_yticks([])
     if title: ax.set_title(title)
     if len(fig.axes) == 1: fig.tight_layout()
@@ -94,7 +100,8 @@ def tsne_figure(
     "t-SNE picture of `embs` coloured by `lbls`, subsampled above `n_max` (said in the title); returns the Figure"
     idxs = subsample_idxs(len(embs), n_max, lbls, seed)
     xy = tsne_2d(to_numpy(embs)[idxs], perplexity=perplexity, seed=seed, **kwargs)
-    title = f"t-SNE of {len(idxs):,} {what}" + (f" (stratified subsample of {len(embs):,})" if len(idxs) < len(embs) else '')
+    title = f"t-SNE of {len(idxs):,} {what}"
+    if len(idxs) < len(embs): title += f" (stratified subsample of {len(embs):,})"
     return plot_2d(xy, None if lbls is None else to_numpy(lbls)[idxs], vocab, title, figsize, s)
 
 # %% ../nbs/11_tsne.ipynb #3a625a61
@@ -115,7 +122,8 @@ def plot_tsne(
     "t-SNE picture of the embeddings of `learn` on `ds_idx` (or `dl`), coloured by class; returns the Figure"
     embs,lbls = get_embeddings(learn, ds_idx, dl, normalize=normalize)
     what = f"{'' if dl is not None else _split_names.get(ds_idx, f'ds_idx={ds_idx}') + ' '}embeddings"
-    return tsne_figure(embs, lbls, getattr(learn.dls, 'vocab', None), n_max, perplexity, seed, what, figsize, s, **kwargs)
+    vocab = getattr(learn.dls, 'vocab', None)
+    return tsne_figure(embs, lbls, vocab, n_max, perplexity, seed, what, figsize, s, **kwargs)
 
 @patch
 @delegates(plot_tsne, but=['learn'])

@@ -15,8 +15,13 @@ def _docstring(line):
     return [' '*ind + '"""' + body[0]] + [' '*ind + b for b in body[1:-1]] + ([' '*ind + body[-1] + '"""'] if len(body) > 1 else [])
 
 def _tokens(line):
-    try: return list(tokenize.generate_tokens(io.StringIO(line + '\n').readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError): return None
+    "The tokens of one line (of a statement that may go on after it)"
+    out = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(line.lstrip() + '\n').readline): out.append(t)
+    except (tokenize.TokenError, SyntaxError, IndentationError): pass
+    ind = len(line) - len(line.lstrip())
+    return [t._replace(start=(t.start[0], t.start[1] + ind), end=(t.end[0], t.end[1] + ind)) for t in out] or None
 
 def _comment(line, docment):
     toks = _tokens(line)
@@ -61,7 +66,9 @@ def wrap_cell(src):
     for line in lines:
         if len(line) <= W: out.append(line); continue
         docment = ', #' in line or ',  #' in line
-        new = _docstring(line) or _comment(line, docment) or _split_string(line)
+        prev = next((l for l in reversed(out) if l.strip()), '')
+        doc = _docstring(line) if prev.rstrip().endswith(':') and not prev.lstrip().startswith('#') else None
+        new = doc or _comment(line, docment) or _split_string(line)
         if new and all(len(l) < len(line) for l in new): out += new; changed = True
         else: out.append(line)
     if not changed: return src
