@@ -8,7 +8,8 @@ import argparse, time, warnings
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 import torch.nn.functional as F
-from fastai_metric.evaluation import knn, retrieval_metrics
+from fastai_metric.search import knn
+from fastai_metric.evaluation import retrieval_metrics
 from common import write_section
 
 NQ, NG, D, NC, K = 10_000, 1_000_000, 128, 10_000, 10

@@ -180,7 +180,7 @@ class L2ConstrainedNet(XFaceNet):
     def __init__(self, model:nn.Module, alpha:float=16.):
         super().__init__(model, None, L2ConstrainedLinear, alpha=alpha)
 
-# %% ../nbs/06_heads.ipynb #38827eea
+# %% ../nbs/06_heads.ipynb #9a1a57f4
 @patch
 def to_xface(self:Learner,
     product:type=ArcMarginProduct, # A `MetricHead` class taking `(in_features, out_features, **kwargs)`
@@ -193,23 +193,16 @@ def to_xface(self:Learner,
     sync_opt(self)
     return self
 
-@patch
-@delegates(ArcMarginProduct, but=['in_features','out_features'])
-def to_arcface(self:Learner, **kwargs):
-    "Train `self` with an ArcFace head (`ArcMarginProduct`) in place of its final `nn.Linear`"
-    return self.to_xface(ArcMarginProduct, **kwargs)
+def _head_method(name:str, product:type, paper:str):
+    "Add `Learner.name`: `to_xface(product, **kwargs)`, its keywords those of `product`"
+    @delegates(product, but=['in_features','out_features'])
+    def _f(self:Learner, **kwargs): return self.to_xface(product, **kwargs)
+    _f.__name__,_f.__qualname__ = name,f'Learner.{name}'
+    _f.__doc__ = f"Train `self` with {paper} head (`{product.__name__}`) in place of its final `nn.Linear`"
+    return patch(_f)
 
-@patch
-@delegates(AddMarginProduct, but=['in_features','out_features'])
-def to_cosface(self:Learner, **kwargs):
-    "Train `self` with a CosFace head (`AddMarginProduct`) in place of its final `nn.Linear`"
-    return self.to_xface(AddMarginProduct, **kwargs)
-
-@patch
-@delegates(SphereProduct, but=['in_features','out_features'])
-def to_sphereface(self:Learner, **kwargs):
-    "Train `self` with a SphereFace head (`SphereProduct`) in place of its final `nn.Linear`"
-    return self.to_xface(SphereProduct, **kwargs)
+for _name,_product,_paper in [('to_arcface', ArcMarginProduct, 'an ArcFace'), ('to_cosface', AddMarginProduct, 'a CosFace'),
+                              ('to_sphereface', SphereProduct, 'a SphereFace')]: _head_method(_name, _product, _paper)
 
 @patch
 def to_l2_constrained(self:Learner, alpha:float=16.):

@@ -110,3 +110,23 @@ def test_same_loss_and_gradient_as_pml(kind):
         l1.backward(); l2.backward()
         torch.testing.assert_close(l1, l2, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-3)
+
+def test_pml_default_reducer_and_soft_margin_differ_as_documented():
+    """pml's default reducer (AvgNonZeroReducer) averages over the non-zero triplets only: its value is ours × all / non-zero.
+    Our soft margin is softplus(d_ap − d_an); pml's smooth_loss=True is softplus(d_ap − d_an + margin)"""
+    pytest.importorskip('pytorch_metric_learning')
+    from pytorch_metric_learning import losses, reducers
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 16, generator=g), torch.arange(8).repeat_interleave(4)
+    a, p, n = AllTripletsMiner()(x, y)
+    per = TripletLossWithMiner(0.2, AllTripletsMiner(), reduction='none')(x, y)
+    nz = int((per > 0).sum())
+    assert 0 < nz < len(per)                                           # some triplets satisfied: the reducers disagree
+    ours = TripletLossWithMiner(0.2, AllTripletsMiner())(x, y)
+    pml = losses.TripletMarginLoss(margin=0.2)(x, y, (a, p, n))
+    assert not torch.isclose(ours, pml)
+    torch.testing.assert_close(pml, ours * len(per) / nz, atol=1e-5, rtol=1e-4)
+    soft = TripletLossWithMiner(None, AllTripletsMiner())(x, y)
+    torch.testing.assert_close(soft, losses.TripletMarginLoss(margin=0., smooth_loss=True, reducer=reducers.MeanReducer())(x, y, (a, p, n)),
+                               atol=1e-5, rtol=1e-4)
+    assert soft < losses.TripletMarginLoss(margin=0.2, smooth_loss=True, reducer=reducers.MeanReducer())(x, y, (a, p, n))
