@@ -14,7 +14,7 @@ from .core import get_embeddings
 # %% auto #0
 __all__ = ['blobs', 'toy_learner', 'export_round_trip', 'brute_rank']
 
-# %% ../nbs/02_test_utils.ipynb #4040b0aa
+# %% ../nbs/02_test_utils.ipynb #fd9f8806
 def blobs(
     n:int=256, # Items, in class order (`n / c` of each, the last class fewer if `c` does not divide `n`)
     c:int=4, # Classes
@@ -47,8 +47,9 @@ def export_round_trip(
     path:Path, # A folder to write the export to
     n:int=24, # Validation items to compare
     predict:int=0, # Also compare `predict` on this many items
+    preds:bool=False, # Also compare `get_preds` (class scores) on the items
 ) -> Learner:
-    "Export `learn` and load it back; check both give the same embeddings (and predictions); return the loaded learner"
+    "Export `learn` and load it back; check both give the same embeddings (and predictions); return the loaded one"
     fn = Path(path)/'export.pkl'
     learn.export(fn)
     learn2 = load_learner(fn)
@@ -58,6 +59,9 @@ def export_round_trip(
     e2,l2 = get_embeddings(learn2, dl=learn2.dls.test_dl(items))
     assert l1 is None and l2 is None
     test_close(e1, e2, eps=1e-4)
+    if preds:
+        p1,p2 = (l.get_preds(dl=l.dls.test_dl(items))[0] for l in (learn, learn2))
+        test_close(p1, p2, eps=1e-4)
     return learn2
 
 def brute_rank(q:Tensor, g:Tensor, k:int, distance:str='cosine', exclude_self:bool=False) -> Tensor:

@@ -3,18 +3,8 @@ import pytest
 from conftest import fit_quiet, fit_briefly
 from fastai.vision.all import *
 from fastai_metric.all import *
+from fastai_metric.test_utils import export_round_trip
 from fastai_metric.metric_learner import ModelWithLosses
-
-def _export_load(learn, tmp_path):
-    "Export and load `learn`; check both give the same embeddings on the same items; return the loaded learner"
-    fn = tmp_path/'export.pkl'
-    learn.export(fn)
-    learn2 = load_learner(fn)
-    items = learn.dls.valid_ds.items[:24]
-    e1, _ = get_embeddings(learn, dl=learn.dls.test_dl(items))
-    e2, _ = get_embeddings(learn2, dl=learn2.dls.test_dl(items))
-    torch.testing.assert_close(e1, e2, atol=1e-4, rtol=1e-4)
-    return learn2
 
 @pytest.mark.parametrize('on', ['embedding', 'logits'])
 def test_center_loss_on_digits(on, digits_dls, tmp_path):
@@ -28,7 +18,7 @@ def test_center_loss_on_digits(on, digits_dls, tmp_path):
     assert rec['valid_loss'] == pytest.approx(rec['base_loss'] + 0.1*rec['center_loss'], rel=1e-3)
     assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
     assert not torch.equal(c0, cl.centers.detach())                      # trained by the learner's optimiser
-    learn2 = _export_load(learn, tmp_path)
+    learn2 = export_round_trip(learn, tmp_path)
     assert torch.equal(learn2.model.loss_modules['center'].centers, cl.centers)  # export keeps the centers
     learn.save('m')
     learn3 = vision_learner(digits_dls, resnet18, pretrained=False, path=tmp_path).add_center_loss(0.1, on=on).load('m')
@@ -41,7 +31,7 @@ def test_arcface_plus_triplet_on_digits(digits_dls, tmp_path):
     assert {'base_loss', 'triplet_loss'} <= set(rec) and rec['triplet_loss'] > 0
     assert rec['valid_loss'] == pytest.approx(rec['base_loss'] + rec['triplet_loss'], rel=1e-3)
     assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
-    learn2 = _export_load(learn, tmp_path)
+    learn2 = export_round_trip(learn, tmp_path)
     it = learn.dls.valid_ds.items[0]
     assert learn.predict(it)[0] == learn2.predict(it)[0]
 
@@ -52,7 +42,7 @@ def test_pml_multisimilarity_with_miner(digits_dls, tmp_path):
     learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(
         losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(), n_classes=8, n_instances=4, seed=0)
     fit_briefly(learn)                                     # how well it learns: the triplet tutorial (3 epochs, cmc@1 0.90)
-    _export_load(learn, tmp_path)
+    export_round_trip(learn, tmp_path)
 
 def test_pml_loss_with_parameters(digits_dls, tmp_path):
     pytest.importorskip('pytorch_metric_learning')
@@ -64,7 +54,7 @@ def test_pml_loss_with_parameters(digits_dls, tmp_path):
     fit_quiet(learn, 3, 3e-3)
     assert not torch.equal(w0, loss.W.detach())                          # the loss's weights are trained
     assert knn_accuracy(learn) > 0.8
-    learn2 = _export_load(learn, tmp_path)
+    learn2 = export_round_trip(learn, tmp_path)
     assert torch.equal(learn2.model.loss_modules['loss'].W, loss.W) and learn2.loss_func.loss is learn2.model.loss_modules['loss']
 
 def test_hierarchical_triplet_on_digits(digits_dls):
