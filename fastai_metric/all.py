@@ -22,6 +22,7 @@ from .hierarchy import HierarchicalTripletLoss
 from .loss_terms import EmbeddingLoss, WrapCenterLoss, LossPart
 from .train_metrics import RetrievalMetric, RecallAtK, PrecisionAtK, MapAtR
 from .interpret import MetricInterpretation
+from .index import EmbeddingIndex, SearchResult
 from .pretrained import pretrained_weights, pretrained_kwargs
 from .compare import METHODS, compare, train_method, protocol_result, embed, body_layer, tsne_grid, results_markdown
 from . import patches as _patches            # the `distrib_ctx` fixes for CPUs (see `fastai_metric.patches`)

@@ -14,7 +14,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['check_retrieval_set', 'check_distance', 'chunk_rows', 'Search', 'as_search', 'topk_grouped', 'screen_eps',
-           'distinct_rows', 'ranked_chunks', 'rank_gallery', 'knn']
+           'distinct_rows', 'faiss_index_of', 'ranked_chunks', 'rank_gallery', 'knn']
 
 # %% ../nbs/08_search.ipynb #8e55740e
 def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
@@ -29,7 +29,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/08_search.ipynb #8f27f297
+# %% ../nbs/08_search.ipynb #98def1f7
 def check_distance(distance:str) -> str:
     "`distance`, or a clear error unless it is 'cosine' or 'euclidean'"
     if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
@@ -198,29 +198,33 @@ def _faiss_index(g:Tensor, sr:Search):
                          f"'efSearch=64' for HNSW): {e}") from None
     return index
 
-def _faiss_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool):
-    "`ranked_chunks` through a faiss index"
-    index = _faiss_index(g, sr)
+def faiss_index_of(g_embs:Tensor, search:Search):
+    "The faiss index `search` describes, of the gallery `g_embs` (normalised for cosine): build it once, search it often"
+    g = to_cpu_float(g_embs)
+    return _faiss_index(F.normalize(g, dim=1) if search.distance == 'cosine' else g, search)
+
+def _faiss_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool, index=None):
+    "`ranked_chunks` through a faiss index (`index`: one built by `faiss_index_of`, else built here)"
+    if index is None: index = _faiss_index(g, sr)
     # faiss streams the gallery itself: only its results take memory
     cs = sr.chunk_size or max(1, (64 << 20) // max(k, 1))
     for s in range(0, len(q), cs):
         d,i = index.search(np.ascontiguousarray(q[s:s+cs].numpy()), k + int(exclude_self))
         d,i = torch.from_numpy(d),torch.from_numpy(i).long()
-        if (i < 0).any(): raise ValueError(f"The faiss index {sr.faiss_index!r} found fewer than {k} neighbours for "
-                                           "some "
-                                           "queries: search more of it (e.g. faiss_params='nprobe=64') or use fewer "
-                                           "lists")
+        if (i < 0).any():
+            raise ValueError(f"The faiss index {sr.faiss_index!r} found fewer than {k} neighbours for some queries: "
+                             "search more of it (e.g. faiss_params='nprobe=64') or use fewer lists")
         d = 1 - d if sr.distance == 'cosine' else d.clamp_min(0).sqrt()
         yield (s, *(_drop_self(d, i, s, k) if exclude_self else (d, i)))
 
-def _torch_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool):
+def _torch_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool, index=None):
     "`ranked_chunks` with torch: exact float32 ranking, screened by bfloat16 scores where that pays"
     # Score each distinct gallery row once: BLAS kernels may round two columns of one product differently, and copies of an
     # item must tie exactly for the lower index to come first
     gu,inv = distinct_rows(g)
     g_sq = (gu*gu).sum(1) if sr.distance == 'euclidean' else None
     n_cand,n_g = k + max(8, k//4),len(g) - int(exclude_self)   # candidates kept by the screen
-    # few candidates: worth it
+    # by default, screen where the candidates are few against the gallery: there it pays
     screen = sr.screen if sr.screen is not None else len(gu) >= 4096 and 16*n_cand <= len(gu)
     screen = screen and sr.distance == 'cosine' and n_cand < n_g
     gb = gu.bfloat16().T.contiguous() if screen else None
@@ -243,20 +247,20 @@ def ranked_chunks(
     k:int, # Number of neighbours
     search:Search=None, # How to search (default `Search()`: cosine, exact)
     exclude_self:bool=False, # Leave-one-out: `q_embs` is `g_embs` and a query is not its own neighbour
+    prebuilt=None, # faiss backend: an index of `g_embs` from `faiss_index_of`, searched instead of building one
 ):
     "Yield `(start, dists, idxs)` for each chunk of queries: distances and indices of its `k` nearest gallery items"
     sr = ifnone(search, Search())
     q_embs,g_embs = to_cpu_float(q_embs),to_cpu_float(g_embs)            # from any device, with or without gradients
     if q_embs.shape[1] != g_embs.shape[1]:
         raise ValueError(f"Query embeddings have {q_embs.shape[1]} dimensions but gallery embeddings "
-                         f"{g_embs.shape[1]}: "
-                         "embed both with the same model")
+                         f"{g_embs.shape[1]}: embed both with the same model")
     n_g = len(g_embs) - int(exclude_self)
-    if not 1 <= k <= n_g: raise ValueError(f"k={k} but the gallery has {n_g} candidates per query: choose 1 <= k <= "
-                                           f"{n_g}")
+    if not 1 <= k <= n_g:
+        raise ValueError(f"k={k} but the gallery has {n_g} candidates per query: choose 1 <= k <= {n_g}")
     if sr.distance == 'cosine': q_embs,g_embs = F.normalize(q_embs, dim=1),F.normalize(g_embs, dim=1)
     chunks = _faiss_chunks if sr.backend == 'faiss' else _torch_chunks
-    yield from chunks(q_embs, g_embs, k, sr, exclude_self)
+    yield from chunks(q_embs, g_embs, k, sr, exclude_self, prebuilt)
 
 @delegates(Search)
 def rank_gallery(q_embs:Tensor, g_embs:Tensor, k:int, search:Search=None, exclude_self:bool=False, **kwargs) -> tuple:

@@ -41,7 +41,7 @@ if __name__ == '__main__':
     # each process's GPU first: DataLoaders made before it would all put their statistics on cuda:0
     if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     torch.set_num_threads(1)
-    xtr, ytr, xva, yva = digits_arrays(sz=28)
+    xtr, ytr, xva, yva = digits_arrays(sz=16)
     data = (xtr[:512], ytr[:512], xva[:150], yva[:150])
     res = {name: run(name, data) for name in CONVERSIONS}
     if not int(os.environ.get('RANK', 0)): Path(sys.argv[1]).write_text(json.dumps(res))
