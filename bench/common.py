@@ -51,3 +51,15 @@ def epoch_times(learns, rounds):
     def fit1(l):
         with l.no_bar(), l.no_logging(): l.fit(1, 1e-3)
     return interleaved({n: (lambda l=l: fit1(l)) for n,l in learns.items()}, rounds)
+
+def fresh_process_runs(script, methods, rounds, log=False):
+    "Method: the results of `script --one method` (JSON on its last line), each in a fresh process, rounds interleaved"
+    import json, subprocess, sys
+    runs = {m: [] for m in methods}
+    for rnd in range(rounds):                              # whole processes, in a rotating order: drift hits all alike
+        ms = list(methods)[rnd % len(methods):] + list(methods)[:rnd % len(methods)]
+        for m in ms:
+            r = subprocess.run([sys.executable, script, '--one', m], capture_output=True, text=True, check=True)
+            runs[m].append(json.loads(r.stdout.strip().splitlines()[-1]))
+            if log: print(rnd, m, runs[m][-1]['seconds'], runs[m][-1]['extra_gb'], flush=True)
+    return runs

@@ -11,7 +11,7 @@ import argparse, json, resource, subprocess, sys, time, warnings
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 import torch.nn.functional as F
-from common import write_section
+from common import write_section, fresh_process_runs
 
 NQ, NG, D, NC, K = 1_000, 100_000, 128, 1_000, 10
 
@@ -56,12 +56,7 @@ if __name__ == '__main__':
     p.add_argument('--one'); p.add_argument('--write', action='store_true'); p.add_argument('--rounds', type=int, default=3)
     a = p.parse_args()
     if a.one: print(json.dumps(run(a.one))); sys.exit()
-    runs = {m: [] for m in METHODS}
-    for rnd in range(a.rounds):                            # whole processes, interleaved in a rotating order: drift hits all alike
-        ms = list(METHODS)[rnd % len(METHODS):] + list(METHODS)[:rnd % len(METHODS)]
-        for m in ms:
-            r = subprocess.run([sys.executable, __file__, '--one', m], capture_output=True, text=True, check=True)
-            runs[m].append(json.loads(r.stdout.strip().splitlines()[-1]))
+    runs = fresh_process_runs(__file__, METHODS, a.rounds)
     med = {m: {k: float(np.median([r[k] for r in v])) for k in ('seconds', 'build', 'extra_gb')} for m, v in runs.items()}
     ref = np.array(runs['exact'][0]['idxs'])
     recall = {m: float(np.mean([len(set(a) & set(b)) / K for a, b in zip(np.array(v[0]['idxs']), ref)]))

@@ -11,7 +11,7 @@ import argparse, json, resource, subprocess, sys, time, warnings
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 import torch.nn.functional as F
-from common import write_section
+from common import write_section, fresh_process_runs
 
 NQ, NG, D, NC = 10_000, 50_000, 128, 1_000
 
@@ -52,13 +52,7 @@ if __name__ == '__main__':
     p.add_argument('--one'); p.add_argument('--write', action='store_true'); p.add_argument('--rounds', type=int, default=3)
     a = p.parse_args()
     if a.one: print(json.dumps(run(a.one))); sys.exit()
-    runs = {m: [] for m in METHODS}
-    for rnd in range(a.rounds):                            # whole processes, interleaved in a rotating order: drift hits all alike
-        ms = list(METHODS)[rnd % len(METHODS):] + list(METHODS)[:rnd % len(METHODS)]
-        for m in ms:
-            r = subprocess.run([sys.executable, __file__, '--one', m], capture_output=True, text=True, check=True)
-            runs[m].append(json.loads(r.stdout.strip().splitlines()[-1]))
-            print(rnd, m, runs[m][-1]['seconds'], runs[m][-1]['extra_gb'], flush=True)
+    runs = fresh_process_runs(__file__, METHODS, a.rounds, log=True)
     out = {m: dict(seconds=float(np.median([o['seconds'] for o in v])), extra_gb=max(o['extra_gb'] for o in v), res=v[0]['res'])
            for m, v in runs.items()}
     for k in ('precision@1', 'r_precision', 'map@r'):
