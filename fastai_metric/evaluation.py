@@ -91,7 +91,7 @@ def cluster_scores(embs:Tensor, lbls:Tensor, distance:str='cosine', seed:int=0) 
     return {'nmi': float(normalized_mutual_info_score(lbls, pred)),
             'ami': float(adjusted_mutual_info_score(lbls, pred))}
 
-# %% ../nbs/09_evaluation.ipynb #07763cfb
+# %% ../nbs/09_evaluation.ipynb #33109f2e
 @delegates(Search)
 def knn_classify(
     q_embs:Tensor, # `(Q,D)` query embeddings
@@ -102,13 +102,14 @@ def knn_classify(
     **kwargs
 ) -> Tensor:
     "Predicted label `(Q,)` of each query: the most frequent label among its `k` nearest gallery items"
+    if g_lbls is None: raise ValueError("knn_classify needs the gallery's labels `g_lbls`")
     g_embs,g_lbls = check_retrieval_set(g_embs, g_lbls, 'gallery')
     if k < 1: raise ValueError(f"k={k}: the number of neighbours must be at least 1")
     if k > len(g_embs): raise ValueError(f"k={k} is larger than the {len(g_embs)} gallery items: choose k <= "
                                          f"{len(g_embs)}")
     _,i = knn(q_embs, g_embs, k, as_search(search, **kwargs))
     classes,inv = g_lbls.unique(return_inverse=True)
-    votes = F.one_hot(inv[i], len(classes)).sum(1)                  # (Q, classes)
+    votes = torch.zeros(len(i), len(classes), dtype=torch.long).scatter_add_(1, inv[i], torch.ones_like(i))  # (Q, classes)
     return classes[votes.argmax(1)]                                 # argmax: the first (lower) class among equal counts
 
 def knn_accuracy(

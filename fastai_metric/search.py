@@ -29,7 +29,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
                          "overflowed (train in float32 or with a lower learning rate), or the data holds them")
     return (embs, None) if lbls is None else check_embs_lbls(embs, lbls, what)
 
-# %% ../nbs/08_search.ipynb #98def1f7
+# %% ../nbs/08_search.ipynb #3afd625d
 def check_distance(distance:str) -> str:
     "`distance`, or a clear error unless it is 'cosine' or 'euclidean'"
     if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
@@ -54,6 +54,8 @@ class Search:
         if backend == 'torch' and (faiss_index or faiss_params):
             raise ValueError("faiss_index and faiss_params choose a faiss index: pass backend='faiss' with them "
                              "(the torch backend is exact)")
+        if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+            raise ValueError(f"chunk_size={chunk_size!r}: give a positive number of queries per chunk, or None for the default")
         store_attr()
 
     def __repr__(self):
@@ -263,9 +265,10 @@ def ranked_chunks(
     yield from chunks(q_embs, g_embs, k, sr, exclude_self, prebuilt)
 
 @delegates(Search)
-def rank_gallery(q_embs:Tensor, g_embs:Tensor, k:int, search:Search=None, exclude_self:bool=False, **kwargs) -> tuple:
+def rank_gallery(q_embs:Tensor, g_embs:Tensor, k:int, search:Search=None, exclude_self:bool=False, prebuilt=None,
+                 **kwargs) -> tuple:
     "Distances `(Q,k)` and indices `(Q,k)` of the `k` nearest gallery items of each query, nearest first"
-    parts = list(ranked_chunks(q_embs, g_embs, k, as_search(search, **kwargs), exclude_self))
+    parts = list(ranked_chunks(q_embs, g_embs, k, as_search(search, **kwargs), exclude_self, prebuilt))
     return torch.cat([p[1] for p in parts]),torch.cat([p[2] for p in parts])
 
 @delegates(Search)
