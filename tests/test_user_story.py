@@ -93,8 +93,12 @@ class _CPUAutocast(Callback):
     def after_pred(self): self.ctx.__exit__(None, None, None)
     def after_cancel_batch(self): self.ctx.__exit__(None, None, None)
 
-def test_bf16_autocast_training_is_finite(digits_dls):
-    learn = vision_learner(digits_dls, resnet18, pretrained=False).to_arcface()
+def test_bf16_autocast_training_is_finite():
+    """At 32 px: below that resnet18's layer4 sees 1x1 maps, where torch's CPU bf16 conv weight-gradient (stride 2) is non-finite
+    in about 14% of random draws (measured with a bare `nn.Conv2d`, torch 2.14, AVX512), whatever the library does"""
+    xtr, ytr, xva, yva = digits_arrays(sz=32)
+    set_seed(0, reproducible=True)
+    learn = vision_learner(array_dls(xtr, ytr, xva, yva, bs=64), resnet18, pretrained=False).to_arcface()
     learn.add_cb(_CPUAutocast())
     dtypes = []
     h = learn.model[1][-1].register_forward_hook(lambda m,i,o: dtypes.append((i[0].dtype, o.dtype)))
