@@ -27,7 +27,7 @@ def write_section(name, title, body):
     txt = re.sub(re.escape(start) + '.*?' + re.escape(end), lambda m: block, txt, flags=re.S) if start in txt else txt.rstrip() + '\n\n' + block + '\n'
     RESULTS.write_text(txt)
 
-def interleaved(fs, rounds, warmup=1):
+def interleaved(fs, rounds, warmup=1, log=False):
     "Median seconds of each function in `fs`, run round by round in a rotating order so machine drift hits all alike"
     names, ts = list(fs), {n: [] for n in fs}
     for r in range(warmup + rounds):
@@ -35,6 +35,7 @@ def interleaved(fs, rounds, warmup=1):
         for n in names[k:] + names[:k]:
             t = time.perf_counter(); fs[n]()
             if r >= warmup: ts[n].append(time.perf_counter() - t)
+            if log: print(r, n, f'{time.perf_counter() - t:.1f} s', flush=True)
     return {n: float(np.median(v)) for n,v in ts.items()}
 
 def table(rows, base, title, target, extra=None):
@@ -46,20 +47,22 @@ def table(rows, base, title, target, extra=None):
         out.append(f"| {k} | {v:.4f} | {v/rows[base]:.3f} |" + ((f' {e:.4f} |' if e is not None else ' |') if extra else ''))
     return '\n'.join(out)
 
-def epoch_times(learns, rounds):
+def epoch_times(learns, rounds, log=False):
     "Median seconds of one quiet `fit` epoch of each learner in the dict `learns`, interleaved"
     def fit1(l):
         with l.no_bar(), l.no_logging(): l.fit(1, 1e-3)
-    return interleaved({n: (lambda l=l: fit1(l)) for n,l in learns.items()}, rounds)
+    return interleaved({n: (lambda l=l: fit1(l)) for n,l in learns.items()}, rounds, log=log)
 
-def fresh_process_runs(script, methods, rounds, log=False):
-    "Method: the results of `script --one method` (JSON on its last line), each in a fresh process, rounds interleaved"
-    import json, subprocess, sys
+def fresh_process_runs(script, methods, rounds, log=False, env=None, slow=None):
+    """Method: the results of `script --one method` (JSON on its last line), each in a fresh process (`env` added), rounds
+    interleaved; a method slower than `slow` seconds in the first round is not run again"""
+    import json, os, subprocess, sys
     runs = {m: [] for m in methods}
     for rnd in range(rounds):                              # whole processes, in a rotating order: drift hits all alike
         ms = list(methods)[rnd % len(methods):] + list(methods)[:rnd % len(methods)]
         for m in ms:
-            r = subprocess.run([sys.executable, script, '--one', m], capture_output=True, text=True, check=True)
+            if rnd and slow and runs[m][0]['seconds'] > slow: continue
+            r = subprocess.run([sys.executable, script, '--one', m], capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
             runs[m].append(json.loads(r.stdout.strip().splitlines()[-1]))
             if log: print(rnd, m, runs[m][-1]['seconds'], runs[m][-1]['extra_gb'], flush=True)
     return runs

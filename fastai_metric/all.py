@@ -4,7 +4,7 @@ Importing also adds the library's `Learner` methods (`to_arcface`, `to_triplet`,
 two `patches` that let `distrib_ctx` train on CPUs; nothing else of fastai changes."""
 from .core import MetricHead, EmbeddingModel, embedding_model, swap_classifier, get_embeddings
 from .data import digits_folder, digits_arrays, fashion_mnist, FASHION_CLASSES, mnist_5k, array_dls
-from .precision import DeviceMixedPrecision
+from .precision import DeviceMixedPrecision, matmul_speedup, cpu_description
 from .distributed import GatheredLoss
 from .heads import (CosineProduct, ArcMarginProduct, AddMarginProduct, SphereProduct, L2ConstrainedLinear, LabelCatcher,
                     XFaceNet, L2ConstrainedNet)

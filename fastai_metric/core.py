@@ -13,10 +13,11 @@ from fastai.basics import *
 from fastai.callback.hook import Hook
 
 # %% auto #0
-__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'check_label_range', 'to_cpu_float', 'to_numpy', 'MetricHead',
-           'classifier_layer', 'replace_module', 'swap_classifier', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel',
-           'body_feature_model', 'embedding_model', 'check_single_label', 'check_no_data_parallel', 'EmbeddingCatcher',
-           'no_aug', 'distributed_order', 'pooled_output', 'get_embeddings']
+__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'check_label_range', 'to_float', 'to_cpu_float', 'warn_once',
+           'to_numpy', 'MetricHead', 'classifier_layer', 'replace_module', 'swap_classifier', 'hook_embedding',
+           'ModelWrapper', 'EmbeddingModel', 'body_feature_model', 'embedding_model', 'check_single_label',
+           'check_no_data_parallel', 'check_no_label_mixing', 'EmbeddingCatcher', 'no_aug', 'distributed_order',
+           'pooled_output', 'get_embeddings']
 
 # %% ../nbs/00_core.ipynb #c213957d
 def last_leaf(model:nn.Module):
@@ -28,14 +29,19 @@ def embedding_layer(model:nn.Module) -> nn.Module:
     "The layer whose input is the embedding: the last leaf module of `model`"
     return last_leaf(model)[1]
 
-# %% ../nbs/00_core.ipynb #13ed74ef
+# %% ../nbs/00_core.ipynb #42d6e57b
 def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
     "Plain tensors `embs` `(B,D)` and integer `lbls` `(B,)`, or a clear error (`what`: which set, for the message)"
     w = f'{what} ' if what else ''
     if not isinstance(embs, Tensor) or embs.ndim != 2:
         raise ValueError(f"{(w + 'embeddings').capitalize()} must be a 2-D tensor (items, features), got "
                          f"{getattr(embs, 'shape', type(embs))}")
-    lbls = np.asarray(lbls) if isinstance(lbls, (list, np.ndarray)) else lbls
+    lbls = np.asarray(lbls) if isinstance(lbls, (list, tuple, np.ndarray)) else lbls
+    if isinstance(lbls, np.ndarray) and lbls.dtype.kind in 'USO':
+        raise TypeError(f"The {w}labels must be integer class indices, got values such as "
+                        f"{str(lbls.flat[0])!r}: "
+                        "map them to integers first, the same mapping for queries and gallery, e.g. "
+                        "`classes, ids = np.unique(np.concatenate([q_lbls, g_lbls]), return_inverse=True)`")
     lbls = torch.as_tensor(lbls, device=embs.device).as_subclass(Tensor)
     if lbls.is_floating_point() or lbls.is_complex():
         raise TypeError(f"The {w}labels must be integer class indices, got {lbls.dtype}: soft or one-hot targets "
@@ -56,10 +62,19 @@ def check_label_range(lbls:Tensor, n_classes:int, fix:str) -> Tensor:
     else: torch._assert_async(((lbls >= 0) & (lbls < n_classes)).all(), f"Labels must lie in [0, {n_classes}): {fix}")
     return lbls
 
-# %% ../nbs/00_core.ipynb #df6bafc6
+# %% ../nbs/00_core.ipynb #e7b7af37
+def to_float(x) -> Tensor:
+    "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a plain float32 tensor, where it is"
+    return torch.as_tensor(x).detach().as_subclass(Tensor).float()
+
 def to_cpu_float(x) -> Tensor:
     "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a plain float32 CPU tensor"
-    return torch.as_tensor(x).detach().as_subclass(Tensor).float().cpu()
+    return to_float(x).cpu()
+
+_warned = set()
+def warn_once(msg:str):
+    "Warn with `msg` the first time only, in this process"
+    if msg not in _warned: _warned.add(msg); warnings.warn(msg, stacklevel=3)
 
 def to_numpy(x, dtype=None) -> np.ndarray:
     "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a numpy array"
@@ -103,10 +118,14 @@ class MetricHead(Module):
 
     def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}"
 
-# %% ../nbs/00_core.ipynb #7695d7b0
+# %% ../nbs/00_core.ipynb #0ea2aaf0
 def classifier_layer(model:nn.Module):
     "Name and module of the final classifier of `model`: its last leaf, which must be an `nn.Linear` or a `MetricHead`"
     name,m = last_leaf(model)
+    if isinstance(m, nn.Identity):
+        raise ValueError("The model already outputs its embedding: it ends in `nn.Identity` (as after `to_triplet` or "
+                         "`to_metric_loss`), so there is no classifier to convert. For a margin head, build a classifier "
+                         "learner (e.g. `vision_learner(dls, arch)`) and convert that")
     if not isinstance(m, (nn.Linear, MetricHead)):
         raise ValueError("The model must end in an `nn.Linear` classifier (its input is the embedding), but its last "
                          "layer is "
@@ -200,6 +219,15 @@ def check_no_data_parallel(model:nn.Module):
                          "so "
                          "margins and embeddings would be wrong. Train on several GPUs with DDP instead: launch with "
                          "`torchrun --nproc_per_node N train.py` and fit inside `with learn.distrib_ctx():`")
+
+# %% ../nbs/00_core.ipynb #63de0416
+def check_no_label_mixing(learn:Learner, what:str):
+    "Refuse fastai's label-mixing callbacks (`MixUp`, `CutMix`: any `MixHandler`) in `learn`, naming `what` needs real labels"
+    from fastai.callback.mixup import MixHandler
+    mix = [type(c).__name__ for c in learn.cbs if isinstance(c, MixHandler)]
+    if mix: raise ValueError(f"{what} needs each item's own class, but {', '.join(mix)} mixes pairs of items and their labels, "
+                             f"so the margin (or embedding loss) would go to one of the two classes only. Leave "
+                             f"{' and '.join(mix)} out of this learner's callbacks; augment with `aug_transforms` instead")
 
 # %% ../nbs/00_core.ipynb #3867a4e3
 class EmbeddingCatcher(Callback):

@@ -150,10 +150,10 @@ def sync_opt(learn:Learner):
     elif learn.wd is not None: learn.opt.set_hypers(wd=learn.wd)
     if frozen: learn.freeze_to(frozen)
 
-# %% ../nbs/06_heads.ipynb #65195a7f
+# %% ../nbs/06_heads.ipynb #c7b1afe6
 class LabelCatcher(Callback):
     "Hand the batch's labels to every label-aware head of the model while training, `None` otherwise"
-    def before_train(self): sync_opt(self.learn)
+    def before_train(self): sync_opt(self.learn); check_no_label_mixing(self.learn, 'A margin head')
     def before_batch(self):
         check_no_data_parallel(self.learn.model)
         self._hand(self.yb[0] if self.training and len(self.yb) else None)

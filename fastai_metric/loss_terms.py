@@ -33,7 +33,7 @@ class LossPart(Metric):
     @property
     def name(self): return f'{self.part}_loss'
 
-# %% ../nbs/17_loss_terms.ipynb #36f58c8a
+# %% ../nbs/17_loss_terms.ipynb #024dffcc
 def _check_on(on):
     if on not in ('embedding', 'logits'): raise ValueError(f"on={on!r}: use 'embedding' or 'logits'")
     return on
@@ -54,10 +54,14 @@ class EmbeddingLoss(Callback):
         register_loss(self.learn, self.part, self.loss)
         if self.on == 'embedding': self.hook = hook_embedding(get_model(self.learn.model))
 
+    def before_train(self): check_no_label_mixing(self.learn, f'The {self.part} loss')
     def before_batch(self): check_no_data_parallel(self.learn.model)
     def after_pred(self): self.learn.loss_parts = {}
     def after_loss(self):
         if not len(self.yb): return          # e.g. `get_embeddings`, which skips the loss
+        # per-item losses (`get_preds(with_loss=True)`, `top_losses`): the batch's extra term belongs to no one item, so
+        # they stay the base loss's
+        if self.learn.loss_grad.ndim: return
         feats = self.pred if self.on == 'logits' else self.hook.stored
         # any loss: fp32
         with torch.autocast(feats.device.type, enabled=False): extra = self.loss(feats.float(), self.yb[0])

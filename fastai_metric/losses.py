@@ -79,16 +79,31 @@ class TripletLossWithMiner(GatheredLoss):
         if not len(l): return embs.sum() * 0.       # no triplet: a finite zero that still backpropagates
         return l.mean() if self.reduction == 'mean' else l.sum()
 
-# %% ../nbs/13_losses.ipynb #f4a371d9
+# %% ../nbs/13_losses.ipynb #f9920b72
 class CenterLoss(Module):
     """Center loss (Wen et al. 2016): half the mean squared distance of each embedding to its class center, a learned
     parameter"""
     def __init__(self,
         n_classes:int, # Number of classes (rows of `centers`)
         n_feats:int, # Size of the embeddings
+        init_from_batch:bool=True, # Start the centers at the first training batch's class means (else: random)
     ):
         store_attr('n_classes,n_feats')
         self.centers = nn.Parameter(torch.randn(n_classes, n_feats))
+        self.register_buffer('initialised', torch.tensor(not init_from_batch))
+        self._checked = not init_from_batch                    # read the buffer once: no host sync at every batch
+
+    @torch.no_grad()
+    def _init_centers(self, embs:Tensor, lbls:Tensor):
+        "Centers at the class means of `embs` (the mean of all for classes without items), summed over all processes"
+        e = embs.float()
+        tot = torch.zeros(self.n_classes, self.n_feats + 1, device=e.device)
+        tot.index_add_(0, lbls, torch.cat([e, torch.ones(len(e), 1, device=e.device)], 1))
+        if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.all_reduce(tot)
+        sums,cnt = tot[:,:-1],tot[:,-1:]
+        mean = sums.sum(0) / cnt.sum().clamp_min(1)
+        self.centers.copy_(torch.where(cnt > 0, sums / cnt.clamp_min(1), mean).to(self.centers.dtype))
+        self.initialised.fill_(True)
 
     def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
         embs,lbls = check_embs_lbls(embs, lbls)
@@ -97,6 +112,9 @@ class CenterLoss(Module):
                              f"`CenterLoss(n_classes, {embs.shape[1]})`")
         check_label_range(lbls, self.n_classes, "build `CenterLoss` with the data's class count (`dls.c`)")
         if not len(lbls): return embs.sum() * 0.
+        if self.training and not self._checked:
+            self._checked = True
+            if not self.initialised: self._init_centers(embs, lbls)
         with torch.autocast(embs.device.type, enabled=False):
             return (embs.float() - self.centers.float()[lbls]).pow(2).sum(1).mean() / 2
 

@@ -17,7 +17,7 @@ from .distributed import GatheredLoss
 import inspect, itertools
 
 # %% auto #0
-__all__ = ['get_miner', 'ModelWithLosses', 'register_loss', 'MetricLoss']
+__all__ = ['get_miner', 'ModelWithLosses', 'register_loss', 'MetricLoss', 'EmbeddingChecks']
 
 # %% ../nbs/15_metric_learner.ipynb #185aabf8
 def get_miner(miner, margin:float=0.2):
@@ -52,11 +52,25 @@ def register_loss(learn:Learner, name:str, loss:callable):
     sync_opt(learn)
     return loss
 
-# %% ../nbs/15_metric_learner.ipynb #c32963d4
+# %% ../nbs/15_metric_learner.ipynb #f4911299
+_EMBEDDINGS_ONLY = ("This learner outputs embeddings, not class scores (it was converted by `to_triplet`/`to_metric_loss`), "
+                    "so {what} does not apply. Embed items with `get_embeddings(learn)` (`learn.get_preds()` gives raw "
+                    "embeddings), find their nearest labelled items with `EmbeddingIndex.from_learner(learn)`, and look at "
+                    "the neighbours with `MetricInterpretation.from_learner(learn)`")
+
 class MetricLoss(GatheredLoss):
     """The loss of a model that outputs embeddings: `loss(embs, lbls)`, or `loss(embs, lbls, miner(embs, lbls))` with a
     `miner`"""
+    reduction = 'mean'  # fastai sets 'none' to ask for a loss per item, which a loss over pairs or triplets has not
     def __init__(self, loss:callable, miner:callable=None, gather:bool=False): store_attr()
+    def forward(self, embs:Tensor, lbls:Tensor) -> Tensor:
+        if self.reduction != 'mean':
+            raise ValueError(_EMBEDDINGS_ONLY.format(what="a loss per item (`get_preds(with_loss=True)`, `top_losses`, "
+                                                          "`ClassificationInterpretation`)"))
+        return super().forward(embs, lbls)
+    def decodes(self, x):
+        raise ValueError(_EMBEDDINGS_ONLY.format(what="decoding outputs into classes (`predict`, `show_results`, "
+                                                      "`get_preds(with_decoded=True)`)"))
     def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor:
         with torch.autocast(embs.device.type, enabled=False):       # any loss (the user's, pml's) computes in float32
             embs = embs.float()
@@ -72,6 +86,11 @@ def _check_no_class_metrics(learn):
                          "metrics instead: `learn.metrics = [RecallAtK(1), MapAtR()]` while training, "
                          "`knn_accuracy(learn)` or "
                          "`learn.retrieval_metrics()` after.")
+
+class EmbeddingChecks(Callback):
+    "At `fit` (and `validate`, `get_preds`), refuse metrics that need class scores; at training, label-mixing callbacks"
+    def before_fit(self): _check_no_class_metrics(self.learn)
+    def before_train(self): check_no_label_mixing(self.learn, 'A metric loss')
 
 def _n_args(f):
     "Number of positional arguments `f` takes (`inf` with `*args`)"
@@ -102,7 +121,11 @@ def to_metric_loss(self:Learner,
     model = get_model(self.model)
     if not isinstance(last_leaf(model)[1], nn.Identity):      # converting again keeps the embedding output
         replace_module(model, classifier_layer(model)[0], nn.Identity())
-    self.dls.train,self.loss_func = dl,MetricLoss(loss, miner, gather)
+    # a new DataLoaders: the caller's `dls` (and learners built on it later) keep their own training DataLoader
+    dls = copy(self.dls); dls.loaders = [dl, *self.dls.loaders[1:]]
+    self.dls = dls
+    self.loss_func = MetricLoss(loss, miner, gather)
+    self.remove_cbs(self.cbs.filter(lambda c: isinstance(c, EmbeddingChecks))).add_cb(EmbeddingChecks())
     register_loss(self, 'loss', loss)
     register_loss(self, 'miner', miner)
     sync_opt(self)

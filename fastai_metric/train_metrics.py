@@ -15,7 +15,7 @@ from .evaluation import retrieval_metrics
 # %% auto #0
 __all__ = ['RetrievalMetric', 'RecallAtK', 'PrecisionAtK', 'MapAtR']
 
-# %% ../nbs/18_train_metrics.ipynb #11e9bc55
+# %% ../nbs/18_train_metrics.ipynb #3fff6ded
 class RetrievalMetric(Metric):
     """Collect the embeddings and labels of an epoch's validation; its value is `retrieval_metrics(...)[key]`,
     leave-one-out"""
@@ -46,8 +46,10 @@ class RetrievalMetric(Metric):
         self._remove()
         if self.embs:
             e,l = torch.cat(self.embs),torch.cat(self.lbls)
-            ok = len(e) > 1 and max(self.topk) < len(e)
-            if not ok: self._value = None
+            if len(e) > 1 and max(self.topk) >= len(e):
+                raise ValueError(f"{self.name} ranks {max(self.topk)} neighbours of each validation item, but the "
+                                 f"validation set has only {len(e)} items: use k < {len(e)} or a larger validation set")
+            if len(e) < 2: self._value = None
             # diverged (fp16 overflow): shown as fastai's metrics do
             elif not e.isfinite().all(): self._value = float('nan')
             else: self._value = retrieval_metrics(e, l, topk=self.topk, distance=self.distance)[self.key]

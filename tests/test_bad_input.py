@@ -41,3 +41,14 @@ def test_empty_dataloader(digits_dls):
 
 def test_sphereface_margin_must_be_integer():
     with pytest.raises(ValueError, match='positive integer'): SphereProduct(8, 3, m=2.5)
+
+def test_string_labels_in_retrieval_metrics():
+    "Class names instead of class indices: a TypeError that shows how to map them, not torch's"
+    q = torch.randn(6, 4)
+    with pytest.raises(TypeError, match='np.unique'): retrieval_metrics(q, ['cat', 'dog'] * 3)
+    with pytest.raises(TypeError, match="such as 'cat'"): retrieval_metrics(q, [0, 1] * 3, q, np.array(['cat', 'dog'] * 3))
+
+def test_margin_head_after_to_triplet(digits_dls):
+    "An embedding learner has no classifier left to convert: say so, not 'build it with vision_learner'"
+    learn = vision_learner(digits_dls, resnet18, pretrained=False).to_triplet()
+    with pytest.raises(ValueError, match='already outputs its embedding'): learn.to_arcface()

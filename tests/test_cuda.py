@@ -204,12 +204,38 @@ def test_heads_and_center_loss_step_without_host_sync():
     x, y = torch.randn(32, 16, device=DEV), torch.randint(0, 5, (32,), device=DEV)
     mods = [h.to(DEV).train() for h in _heads().values()]
     center, htl = CenterLoss(5, 16).to(DEV), HierarchicalTripletLoss(5).to(DEV)
-    htl.observe(x, y); torch.cuda.synchronize()
+    htl.observe(x, y); center(x, y)                 # the first training call starts the centers at the batch's class means (once)
+    torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode('error')
     try:
         for h in mods: h(x, y).sum().backward()
         center(x, y).backward(); htl.margins(y, y.flip(0))
     finally: torch.cuda.set_sync_debug_mode('default')
+
+def test_gpu_embeddings_are_searched_on_the_gpu(monkeypatch):
+    "The search's products and top-k run on the GPU (no copy of the embeddings to the CPU); faiss-gpu when installed"
+    import fastai_metric.search as S
+    seen = []
+    def spy(f):
+        def g(*args, **kw):
+            seen.append((f.__name__, {a.device.type for a in args if isinstance(a, torch.Tensor)}))
+            return f(*args, **kw)
+        return g
+    for name in ('_scores', 'topk_grouped', '_screened'): monkeypatch.setattr(S, name, spy(getattr(S, name)))
+    gen = torch.Generator().manual_seed(5)
+    q, g_ = torch.randn(300, 32, generator=gen), torch.randn(20_000, 32, generator=gen)
+    for screen in (None, False, True):
+        seen.clear()
+        i_gpu = rank_gallery(q.to(DEV), g_.to(DEV), 10, screen=screen)[1]
+        assert seen and all(devs == {DEV.type} for _, devs in seen), seen
+        # a GPU's float32 is fast: no screen unless asked for
+        if CUDA: test_eq(any(n == '_screened' for n, _ in seen), bool(screen))
+        test_eq(i_gpu.device.type, 'cpu'); test_eq(i_gpu, rank_gallery(q, g_, 10, screen=False)[1])   # exact either way
+    try: import faiss
+    except ImportError: return
+    if CUDA and hasattr(faiss, 'StandardGpuResources') and faiss.get_num_gpus():
+        assert S._to_faiss_gpu(faiss.IndexFlatIP(32), DEV)[1]
+        test_eq(knn(q.to(DEV), g_.to(DEV), 5, backend='faiss')[1].cpu(), knn(q, g_, 5)[1])
 
 def test_retrieval_screen_identical_and_timed():
     "On the GPU host's CPU: the bfloat16 screen and the float32 ranking give identical metrics; both timed (printed, not asserted)"

@@ -58,10 +58,12 @@ def test_against_brute_force(case):
     ours = retrieval_metrics(*args, topk=topk, distance=distance)
     chunked = retrieval_metrics(*args, topk=topk, distance=distance, chunk_size=chunk)
     screened = retrieval_metrics(*args, topk=topk, distance=distance, screen=True)    # bf16 screening + exact ranking (cosine)
+    by_faiss = retrieval_metrics(*args, topk=topk, distance=distance, screen='faiss')  # faiss's float32 candidates, ranked exactly
     assert set(ref) <= set(ours)
     for k, v in ref.items():
         assert ours[k] == pytest.approx(v, abs=1e-9), (k, ours[k], v)
-        assert chunked[k] == ours[k] and screened[k] == ours[k]   # neither the chunk size nor screening changes anything
+        # neither the chunk size nor screening changes anything
+        assert chunked[k] == ours[k] and screened[k] == ours[k] and by_faiss[k] == ours[k]
     if not ref: assert np.isnan(ours['map@r']) and ours['n_lone'] == len(q)
 
 @pytest.mark.parametrize('distance', ['cosine', 'euclidean'])
@@ -100,19 +102,20 @@ def test_faiss_missing_gives_the_pip_line(monkeypatch):
         retrieval_metrics(torch.randn(10, 4), torch.arange(10) % 2, topk=(1, 5), backend='faiss')
 
 def test_screening_on_a_large_gallery():
-    "bf16 screening with grouped top-k gives exactly the float32 ranking on 20,000 clustered items with copies"
+    "bf16 or faiss screening gives exactly the float32 ranking on 20,000 clustered items with copies"
     g = torch.Generator().manual_seed(0)
     gal = torch.randn(200, 32, generator=g)[torch.randint(0, 200, (20_000,), generator=g)] + 0.6*torch.randn(20_000, 32, generator=g)
     gal[5000:5100] = gal[:100]
     q = torch.cat([gal[:150], torch.randn(150, 32, generator=g)])
     d1, i1 = rank_gallery(q, gal, 60, screen=False)
-    d2, i2 = rank_gallery(q, gal, 60, screen=True)
-    assert (i1 == i2).all(1).float().mean() > 0.98            # the same ranking, but for near-ties float32 rounding may order either way
     qn, gn = F.normalize(q.double(), dim=1), F.normalize(gal.double(), dim=1)
     true = lambda i: 1 - (qn[:, None] * gn[i]).sum(-1)           # double-precision distances of the items ranked
-    torch.testing.assert_close(true(i1), true(i2), atol=1e-6, rtol=0)   # rank by rank, equally near: only near-ties swapped
-    assert (true(i2)[:, 1:] >= true(i2)[:, :-1] - 1e-6).all()
-    torch.testing.assert_close(d1, d2, atol=1e-5, rtol=0)
+    for screen in (True, 'faiss'):                              # bf16 scores, or faiss's float32 ones: candidates ranked exactly
+        d2, i2 = rank_gallery(q, gal, 60, screen=screen)
+        assert (i1 == i2).all(1).float().mean() > 0.98        # the same ranking, but for near-ties float32 rounding may order either way
+        torch.testing.assert_close(true(i1), true(i2), atol=1e-6, rtol=0)   # rank by rank, equally near: only near-ties swapped
+        assert (true(i2)[:, 1:] >= true(i2)[:, :-1] - 1e-6).all()
+        torch.testing.assert_close(d1, d2, atol=1e-5, rtol=0)
 
 _BIG_R = """
 import resource, torch, torch.nn.functional as F
@@ -134,3 +137,28 @@ def test_few_classes_keep_memory_small(screen):
     extra_gb, mapr, mapr_exact, cmc, cmc_exact = map(float, out)
     assert extra_gb < 1.0, f'{extra_gb:.2f} GB extra'        # was 9.8 GB (and more with more dimensions) before blocks of queries
     assert abs(mapr - mapr_exact) < 1e-6 and cmc == cmc_exact  # the screened ranking (many rows re-ranked exactly) equals the exact one
+
+_AVX2_SEARCH = """
+import warnings, torch, torch.nn.functional as F
+from fastai_metric.precision import matmul_speedup
+from fastai_metric.search import Search, _screen, rank_gallery
+g = F.normalize(torch.randn(5000, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+default = _screen(Search(), 50_000, 20, torch.device('cpu'))       # a large gallery, few candidates: where the screen pays
+with warnings.catch_warnings(record=True) as ws:
+    warnings.simplefilter('always')
+    d0, i0 = rank_gallery(g[:200], g, 20)                          # the default: float32 chunks, no warning
+    n0 = sum('screen=True' in str(w.message) for w in ws)
+    forced = [rank_gallery(g[:200], g, 20, screen=True)[1] for _ in range(2)]
+    n1 = sum('screen=True' in str(w.message) for w in ws) - n0
+print(matmul_speedup(), int(default == 'bf16'), n0, n1, int(all((f == i0).all() for f in forced)))
+"""
+
+def test_no_native_bf16_means_no_screen_by_default():
+    "On a CPU without native bf16 (simulated: oneDNN limited to AVX2), the default search is float32; screen=True warns once"
+    import subprocess, sys
+    env = {**os.environ, 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
+    out = subprocess.run([sys.executable, '-c', _AVX2_SEARCH], env=env, capture_output=True, text=True, check=True).stdout
+    speedup, default, n_default, n_forced, same = map(float, out.splitlines()[-1].split())
+    assert speedup < 1, speedup                 # emulated bfloat16 is slower than float32
+    assert default == 0 and n_default == 0      # so the default does not screen in bf16, and says nothing
+    assert n_forced == 1 and same == 1          # forced: one warning for two searches, and still the exact ranking

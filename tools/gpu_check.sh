@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check: the GPU suite (tests/test_cuda.py), then a short quality run on Fashion-MNIST; under 10 minutes on one GPU.
+# The GPU check: the GPU suite (tests/test_cuda.py), the search benchmark on the GPU, then a short quality run on Fashion-MNIST; under 10 minutes on one GPU.
 # Usage: tools/gpu_check.sh [OUT_DIR]   (logs and the quality table go there; default bench/out/gpu)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,8 @@ print('torch', torch.__version__, 'fastai', fastai.__version__, '|', torch.cuda.
 PY
 python -m pytest -q -rs -s tests/test_cuda.py -p no:cacheprovider --durations=15 2>&1 | tee "$out/test_cuda.log"
 rc=${PIPESTATUS[0]}
+# the search on the GPU against the host CPU's default and pml + faiss (issue 17: target at least 10x the CPU's speed)
+(cd bench && timeout 240 python retrieval.py --methods pml,torch,cuda --rounds 1) 2>&1 | tee "$out/retrieval.log"
 if python -c "from fastai_metric.data import fashion_mnist; fashion_mnist()" >/dev/null 2>&1; then
   timeout 300 python bench/quality.py --epochs 2 --per-class 1000 --methods softmax arcface center_loss triplet_memory \
     --no-mnist --section gpu_quick --out "$out" 2>&1 | tee "$out/quality.log"
