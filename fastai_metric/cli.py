@@ -1,5 +1,6 @@
 """`fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes;
-`--compare` runs every method side by side; `fastai-metric index` and `fastai-metric search` build and query a gallery.
+`--compare` runs every method side by side; `fastai-metric index` and `fastai-metric search` build and query a
+gallery.
 
 Docs: https://fastai-metric.github.io/fastai_metric/cli.html.md"""
 
@@ -145,7 +146,8 @@ def main(argv:list=None):
     i.add_argument('--out', default='gallery.idx'); i.add_argument('--bs', type=int, default=64)
     s = sub.add_parser('search', help="print each image's nearest items of a saved index")
     s.add_argument('index'); s.add_argument('images', nargs='+')
-    s.add_argument('--k', type=int, default=5); s.add_argument('--show', default=None, help='write a picture of the answers')
+    s.add_argument('--k', type=int, default=5); s.add_argument('--show', default=None, help='write a picture of the '
+                                                                                            'answers')
     args = p.parse_args(argv)
     if args.cmd == 'index': index_folder(args.model, args.folder, args.out, args.bs)
     elif args.cmd == 'search': search_images(args.index, args.images, args.k, args.show)
@@ -153,6 +155,7 @@ def main(argv:list=None):
 
 def _demo_main(p, args):
     "`fastai-metric demo`: one method, or `--compare` all"
-    if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not --compare')
+    if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not '
+                                                 '--compare')
     if args.compare: demo_compare(args.epochs, args.out, args.lr, args.bs)
     else: demo(args.method, args.epochs, args.out, args.lr, args.bs, pretrained=args.pretrained)

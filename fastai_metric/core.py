@@ -64,7 +64,8 @@ def check_label_range(lbls:Tensor, n_classes:int, fix:str) -> Tensor:
 
 # %% ../nbs/00_core.ipynb #e7b7af37
 def to_float(x) -> Tensor:
-    "`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a plain float32 tensor, where it is"
+    """`x` (a tensor on any device, with or without gradients, in any dtype; or array-like) as a plain float32 tensor,
+    where it is"""
     return torch.as_tensor(x).detach().as_subclass(Tensor).float()
 
 def to_cpu_float(x) -> Tensor:
@@ -124,7 +125,8 @@ def classifier_layer(model:nn.Module):
     name,m = last_leaf(model)
     if isinstance(m, nn.Identity):
         raise ValueError("The model already outputs its embedding: it ends in `nn.Identity` (as after `to_triplet` or "
-                         "`to_metric_loss`), so there is no classifier to convert. For a margin head, build a classifier "
+                         "`to_metric_loss`), so there is no classifier to convert. For a margin head, build a "
+                         "classifier "
                          "learner (e.g. `vision_learner(dls, arch)`) and convert that")
     if not isinstance(m, (nn.Linear, MetricHead)):
         raise ValueError("The model must end in an `nn.Linear` classifier (its input is the embedding), but its last "
@@ -222,12 +224,15 @@ def check_no_data_parallel(model:nn.Module):
 
 # %% ../nbs/00_core.ipynb #63de0416
 def check_no_label_mixing(learn:Learner, what:str):
-    "Refuse fastai's label-mixing callbacks (`MixUp`, `CutMix`: any `MixHandler`) in `learn`, naming `what` needs real labels"
+    """Refuse fastai's label-mixing callbacks (`MixUp`, `CutMix`: any `MixHandler`) in `learn`, naming `what` needs
+    real labels"""
     from fastai.callback.mixup import MixHandler
     mix = [type(c).__name__ for c in learn.cbs if isinstance(c, MixHandler)]
-    if mix: raise ValueError(f"{what} needs each item's own class, but {', '.join(mix)} mixes pairs of items and their labels, "
+    if mix: raise ValueError(f"{what} needs each item's own class, but {', '.join(mix)} mixes pairs of items and "
+                             "their labels, "
                              f"so the margin (or embedding loss) would go to one of the two classes only. Leave "
-                             f"{' and '.join(mix)} out of this learner's callbacks; augment with `aug_transforms` instead")
+                             f"{' and '.join(mix)} out of this learner's callbacks; augment with `aug_transforms` "
+                             "instead")
 
 # %% ../nbs/00_core.ipynb #3867a4e3
 class EmbeddingCatcher(Callback):

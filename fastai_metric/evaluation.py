@@ -109,7 +109,8 @@ def knn_classify(
                                          f"{len(g_embs)}")
     _,i = knn(q_embs, g_embs, k, as_search(search, **kwargs))
     classes,inv = g_lbls.unique(return_inverse=True)
-    votes = torch.zeros(len(i), len(classes), dtype=torch.long).scatter_add_(1, inv[i], torch.ones_like(i))  # (Q, classes)
+    # (Q, classes)
+    votes = torch.zeros(len(i), len(classes), dtype=torch.long).scatter_add_(1, inv[i], torch.ones_like(i))
     return classes[votes.argmax(1)]                                 # argmax: the first (lower) class among equal counts
 
 def knn_accuracy(

@@ -1,4 +1,5 @@
-"""`EmbeddingIndex`: embed a gallery with a trained learner, search it with new images or embeddings, show the answers, save
+"""`EmbeddingIndex`: embed a gallery with a trained learner, search it with new images or embeddings, show the answers,
+save
 it beside the exported learner and load it in a fresh process.
 
 Docs: https://fastai-metric.github.io/fastai_metric/index.html.md"""
@@ -24,7 +25,8 @@ SearchResult = namedtuple('SearchResult', 'dists idxs items labels')
 SearchResult.__doc__ = "Distances and indices `(Q,k)` of each query's neighbours, nearest first, their items and labels"
 
 def model_fingerprint(learn:Learner) -> str:
-    "A short hash of the weights of `learn`'s model: equal for a learner and its exported copy, different after training"
+    """A short hash of the weights of `learn`'s model: equal for a learner and its exported copy, different after
+    training"""
     h = hashlib.sha1()
     for k,v in get_model(learn.model).state_dict().items():
         h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -74,7 +76,8 @@ def _labels_of(items:list, labels) -> list:
             raise ValueError(f"The labels function {getattr(labels, '__name__', labels)!r} failed on an item ({e}): "
                              "pass `labels=` a list, another function, or None") from None
     labels = [str(l) for l in labels]
-    if len(labels) != len(items): raise ValueError(f"Got {len(items)} items but {len(labels)} labels: one label per item")
+    if len(labels) != len(items): raise ValueError(f"Got {len(items)} items but {len(labels)} labels: one label per "
+                                                   "item")
     return labels
 
 # %% ../nbs/22_index.ipynb #b77d0672
@@ -124,11 +127,13 @@ def query_embeddings(self:EmbeddingIndex, queries, bs:int=64) -> Tensor:
         q,_ = check_retrieval_set(queries, None, 'query')
     else:
         if self.learn is None:
-            raise ValueError("This index has no learner to embed images: load it with `EmbeddingIndex.load(path, learn)` "
+            raise ValueError("This index has no learner to embed images: load it with `EmbeddingIndex.load(path, "
+                             "learn)` "
                              "(or beside its exported learner), or pass query embeddings")
         q,_ = _embed_items(self.learn, queries, bs)
     if q.shape[1] != self.embs.shape[1]:
-        raise ValueError(f"The queries have {q.shape[1]}-d embeddings but the index {self.embs.shape[1]}-d: embed them with "
+        raise ValueError(f"The queries have {q.shape[1]}-d embeddings but the index {self.embs.shape[1]}-d: embed "
+                         "them with "
                          "the index's model (pass images, and the index embeds them)")
     return q
 
@@ -139,7 +144,8 @@ def search(self:EmbeddingIndex,
     bs:int=64, # Batch size of the embedding
 ) -> SearchResult:
     "The `k` nearest items of each query, nearest first: distances, indices, items and labels"
-    if not 1 <= k <= len(self): raise ValueError(f"k={k} but the index holds {len(self)} items: choose 1 <= k <= {len(self)}")
+    if not 1 <= k <= len(self): raise ValueError(f"k={k} but the index holds {len(self)} items: choose 1 <= k <= "
+                                                 f"{len(self)}")
     q = self.query_embeddings(queries, bs)
     sr = self.search_settings
     if sr.backend == 'faiss' and self._faiss is None: self._faiss = faiss_index_of(self.embs, sr)
@@ -160,7 +166,8 @@ def add(self:EmbeddingIndex,
     if embs.shape[1] != self.embs.shape[1]:
         raise ValueError(f"The new items have {embs.shape[1]}-d embeddings but the index {self.embs.shape[1]}-d")
     labels = _labels_of(items, ifnone(labels, self.label_func if self.labels is not None else None))
-    if (labels is None) != (self.labels is None): raise ValueError("Give labels for the new items as the index has them")
+    if (labels is None) != (self.labels is None): raise ValueError("Give labels for the new items as the index has "
+                                                                   "them")
     self.embs,self.items,self._faiss = torch.cat([self.embs, embs]),self.items + list(items),None
     if labels is not None: self.labels = self.labels + labels
     return self
@@ -236,7 +243,8 @@ def load(cls:EmbeddingIndex,
 ) -> EmbeddingIndex:
     "Load an index saved by `save`, with its learner; refuse a learner other than the one that built it"
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"No index at {path}: build one with `EmbeddingIndex.from_learner(...).save()`")
+    if not path.exists(): raise FileNotFoundError(f"No index at {path}: build one with "
+                                                  "`EmbeddingIndex.from_learner(...).save()`")
     try: st = torch.load(path, weights_only=False)
     except Exception as e: raise ValueError(f"{path} is not an index written by `save` ({type(e).__name__}: {e})") from None
     if not isinstance(st, dict) or st.get('version') != 1: raise ValueError(f"{path} is not an index written by `save`")
@@ -246,7 +254,8 @@ def load(cls:EmbeddingIndex,
         if not f.exists(): raise FileNotFoundError(f"The index's learner {st['learner']} is missing: pass `learn=`")
         learn = load_learner(f)
     if learn is not None and st['fingerprint'] is not None and model_fingerprint(learn) != st['fingerprint']:
-        raise ValueError("This learner is not the one that built the index (its weights differ): its embeddings would not be "
+        raise ValueError("This learner is not the one that built the index (its weights differ): its embeddings would "
+                         "not be "
                          "comparable. Load the index with the learner it was built with, or build a new index.")
     items = [Path(i) if p else i for i,p in zip(st['items'], st['paths'])]
     return cls(st['embs'], items, st['labels'], learn, Search(**st['search']), st['label_func'], st['fingerprint'])

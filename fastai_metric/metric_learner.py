@@ -53,9 +53,11 @@ def register_loss(learn:Learner, name:str, loss:callable):
     return loss
 
 # %% ../nbs/15_metric_learner.ipynb #f4911299
-_EMBEDDINGS_ONLY = ("This learner outputs embeddings, not class scores (it was converted by `to_triplet`/`to_metric_loss`), "
+_EMBEDDINGS_ONLY = ("This learner outputs embeddings, not class scores (it was converted by "
+                    "`to_triplet`/`to_metric_loss`), "
                     "so {what} does not apply. Embed items with `get_embeddings(learn)` (`learn.get_preds()` gives raw "
-                    "embeddings), find their nearest labelled items with `EmbeddingIndex.from_learner(learn)`, and look at "
+                    "embeddings), find their nearest labelled items with `EmbeddingIndex.from_learner(learn)`, and "
+                    "look at "
                     "the neighbours with `MetricInterpretation.from_learner(learn)`")
 
 class MetricLoss(GatheredLoss):

@@ -48,7 +48,8 @@ def matmul_speedup(dtype:torch.dtype=torch.bfloat16) -> float:
     return f32 / low
 
 def cpu_description() -> str:
-    "This CPU's capability as torch sees it and whether its bfloat16 is native (fast) or emulated, e.g. 'AVX512, native bf16'"
+    """This CPU's capability as torch sees it and whether its bfloat16 is native (fast) or emulated, e.g. 'AVX512,
+    native bf16'"""
     return f"{torch.backends.cpu.get_cpu_capability()}, {'native' if matmul_speedup() >= 1 else 'emulated'} bf16"
 
 # %% ../nbs/04_precision.ipynb #2dbfe2c9
@@ -67,7 +68,8 @@ class DeviceMixedPrecision(MixedPrecision):
 def slow_half_message(dtype:torch.dtype, what:str) -> str:
     "The warning that `dtype` is emulated on this CPU, so `what` will be slower than in float32"
     name = str(dtype).replace('torch.', '')
-    return (f"This CPU ({torch.backends.cpu.get_cpu_capability()}) has no native {name}: its {name} matrix products run "
+    return (f"This CPU ({torch.backends.cpu.get_cpu_capability()}) has no native {name}: its {name} matrix products "
+            "run "
             f"{1/matmul_speedup(dtype):.0f}x slower than float32, so {what} in {name} will be slower than in float32. "
             "Leave it in float32 on this machine (CPUs with AVX-512 BF16 or AMX, or a GPU, run it fast)")
 

@@ -1,4 +1,5 @@
-"""Exact nearest-neighbour search of a gallery, chunk by chunk (screened by bfloat16 or faiss scores on large galleries, as the hardware suits) or through
+"""Exact nearest-neighbour search of a gallery, chunk by chunk (screened by bfloat16 or faiss scores on large
+galleries, as the hardware suits) or through
 faiss,
 described by one `Search` object that every evaluation passes down.
 
@@ -59,7 +60,8 @@ class Search:
         if screen not in (None, True, False, 'faiss'):
             raise ValueError(f"screen={screen!r}: use None (chosen by the hardware), True (bfloat16), 'faiss' or False")
         if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-            raise ValueError(f"chunk_size={chunk_size!r}: give a positive number of queries per chunk, or None for the default")
+            raise ValueError(f"chunk_size={chunk_size!r}: give a positive number of queries per chunk, or None for "
+                             "the default")
         store_attr()
 
     def __repr__(self):
@@ -140,7 +142,8 @@ def screen_eps(d:int) -> float:
     return 1.25 * (2*2**-8 + 2**-16 + 2**-9 + d * 2**-23)
 
 def faiss_eps(d:int) -> float:
-    "Bound on |faiss's float32 score − ours| of two unit `d`-vectors: two float32 sums of the same products, in other orders"
+    """Bound on |faiss's float32 score − ours| of two unit `d`-vectors: two float32 sums of the same products, in other
+    orders"""
     # each sum is within d·2^-24 of the exact product (unit vectors), so the two within twice that; doubled for room
     return 4 * d * 2**-24
 
@@ -176,7 +179,8 @@ def _faiss_candidates(q:Tensor, index, start:int, exclude_self:bool, n_cand:int)
     return _drop_self(d, c, start, n_cand) if exclude_self else (d,c)
 
 def distinct_rows(x:Tensor) -> tuple:
-    "`(rows, inverse)`: the distinct rows of `x` (float32, on its device) and where each row of `x` is among them, or `(x, None)`"
+    """`(rows, inverse)`: the distinct rows of `x` (float32, on its device) and where each row of `x` is among them, or
+    `(x, None)`"""
     x = to_float(x)
     w = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(x.device)
     h = (x.double() * w).sum(1)                                 # copies hash alike
@@ -197,7 +201,8 @@ def _drop_self(d:Tensor, i:Tensor, start:int, k:int) -> tuple:
 
 _FAISS_GPU = {}
 def _to_faiss_gpu(index, dev:torch.device) -> tuple:
-    "`(index, on_gpu)`: `index` moved to the GPU `dev` where faiss can (faiss-gpu installed, an index type it has), else as is"
+    """`(index, on_gpu)`: `index` moved to the GPU `dev` where faiss can (faiss-gpu installed, an index type it has),
+    else as is"""
     import faiss
     if dev.type != 'cuda' or not hasattr(faiss, 'StandardGpuResources') or faiss.get_num_gpus() < 1: return index,False
     res = _FAISS_GPU.setdefault('res', faiss.StandardGpuResources())    # one set of GPU resources per process
@@ -231,7 +236,8 @@ def _faiss_index(g:Tensor, sr:Search):
     return index
 
 def faiss_index_of(g_embs:Tensor, search:Search):
-    "The faiss index `search` describes, of the gallery `g_embs` (normalised for cosine): build it once, search it often"
+    """The faiss index `search` describes, of the gallery `g_embs` (normalised for cosine): build it once, search it
+    often"""
     g = to_float(g_embs)
     return _faiss_index(F.normalize(g, dim=1) if search.distance == 'cosine' else g, search)
 
@@ -268,11 +274,13 @@ def _screen(sr:Search, n_g:int, n_cand:int, dev:torch.device) -> str|None:
         if not _has_faiss(): raise ImportError("screen='faiss' needs faiss: `pip install faiss-cpu` (or `pip install "
                                                "fastai-metric[faiss]`)")
         return 'faiss'
-    if dev.type == 'cpu' and matmul_speedup() < 1: warn_once(slow_half_message(torch.bfloat16, 'a search with screen=True'))
+    if dev.type == 'cpu' and matmul_speedup() < 1: warn_once(slow_half_message(torch.bfloat16, 'a search with '
+                                                                                               'screen=True'))
     return 'bf16'
 
 def _torch_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool, index=None):
-    "`ranked_chunks` with torch on the embeddings' device: exact float32 ranking, screened by bfloat16 scores where that pays"
+    """`ranked_chunks` with torch on the embeddings' device: exact float32 ranking, screened by bfloat16 scores where
+    that pays"""
     # Score each distinct gallery row once: BLAS kernels may round two columns of one product differently, and copies of an
     # item must tie exactly for the lower index to come first
     gu,inv = distinct_rows(g)
@@ -312,7 +320,8 @@ def ranked_chunks(
     exclude_self:bool=False, # Leave-one-out: `q_embs` is `g_embs` and a query is not its own neighbour
     prebuilt=None, # faiss backend: an index of `g_embs` from `faiss_index_of`, searched instead of building one
 ):
-    "Yield `(start, dists, idxs)` for each chunk of queries: distances and indices (CPU) of its `k` nearest gallery items"
+    """Yield `(start, dists, idxs)` for each chunk of queries: distances and indices (CPU) of its `k` nearest gallery
+    items"""
     sr = ifnone(search, Search())
     q_embs,g_embs = to_float(q_embs),to_float(g_embs)                  # with or without gradients, on their device:
     dev = g_embs.device if g_embs.device.type != 'cpu' else q_embs.device   # a GPU's if either is on one
