@@ -7,6 +7,8 @@ import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent/'RESULTS.md'
+# `--simulate-avx2`: oneDNN, ATen and MKL limited to AVX2 (no native bfloat16), set before torch loads in a fresh process
+AVX2_ENV = dict(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2', MKL_ENABLE_INSTRUCTIONS='AVX2')
 
 def machine():
     "One line describing this machine and the library versions"

@@ -10,9 +10,8 @@ it will be slower, which this measures. `--simulate-avx2` runs it in a process w
 Run: `python bench/cpu_precision.py [--rounds 1] [--items 256] [--simulate-avx2] [--write]`."""
 import argparse, os, subprocess, sys, warnings
 warnings.filterwarnings('ignore')
-from common import write_section, epoch_times, table
+from common import write_section, epoch_times, table, AVX2_ENV
 
-AVX2_ENV = dict(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2', MKL_ENABLE_INSTRUCTIONS='AVX2')
 
 def learners(dls):
     "float32, to_amp('bf16'), to_amp('fp16') and fastai's to_bf16 on the same data, same seed"

@@ -17,10 +17,9 @@ import argparse, json, resource, subprocess, sys, time, warnings
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 import torch.nn.functional as F
-from common import write_section, fresh_process_runs
+from common import write_section, fresh_process_runs, AVX2_ENV
 
 NQ, NG, D, NC = 10_000, 50_000, 128, 1_000
-AVX2_ENV = dict(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2', MKL_ENABLE_INSTRUCTIONS='AVX2')
 
 def data(seed=0):
     g = torch.Generator().manual_seed(seed)

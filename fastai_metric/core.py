@@ -29,7 +29,7 @@ def embedding_layer(model:nn.Module) -> nn.Module:
     "The layer whose input is the embedding: the last leaf module of `model`"
     return last_leaf(model)[1]
 
-# %% ../nbs/00_core.ipynb #42d6e57b
+# %% ../nbs/00_core.ipynb #7c36c80d
 def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
     "Plain tensors `embs` `(B,D)` and integer `lbls` `(B,)`, or a clear error (`what`: which set, for the message)"
     w = f'{what} ' if what else ''
@@ -38,8 +38,8 @@ def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
                          f"{getattr(embs, 'shape', type(embs))}")
     lbls = np.asarray(lbls) if isinstance(lbls, (list, tuple, np.ndarray)) else lbls
     if isinstance(lbls, np.ndarray) and lbls.dtype.kind in 'USO':
-        raise TypeError(f"The {w}labels must be integer class indices, got values such as "
-                        f"{str(lbls.flat[0])!r}: "
+        such = f" such as {str(lbls.flat[0])!r}" if lbls.size else ''
+        raise TypeError(f"The {w}labels must be integer class indices, not strings or objects{such}: "
                         "map them to integers first, the same mapping for queries and gallery, e.g. "
                         "`classes, ids = np.unique(np.concatenate([q_lbls, g_lbls]), return_inverse=True)`")
     lbls = torch.as_tensor(lbls, device=embs.device).as_subclass(Tensor)

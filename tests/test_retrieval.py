@@ -146,7 +146,7 @@ g = F.normalize(torch.randn(5000, 32, generator=torch.Generator().manual_seed(0)
 default = _screen(Search(), 50_000, 20, torch.device('cpu'))       # a large gallery, few candidates: where the screen pays
 with warnings.catch_warnings(record=True) as ws:
     warnings.simplefilter('always')
-    d0, i0 = rank_gallery(g[:200], g, 20)                          # the default: float32 chunks, no warning
+    d0, i0 = rank_gallery(g[:200], g, 20)                          # the default: faiss or float32 chunks, no warning
     n0 = sum('screen=True' in str(w.message) for w in ws)
     forced = [rank_gallery(g[:200], g, 20, screen=True)[1] for _ in range(2)]
     n1 = sum('screen=True' in str(w.message) for w in ws) - n0
