@@ -13,21 +13,59 @@ from fastai.basics import *
 from fastai.callback.hook import Hook
 
 # %% auto #0
-__all__ = ['last_leaf', 'embedding_layer', 'check_embs_lbls', 'check_label_range', 'to_float', 'to_cpu_float', 'warn_once',
-           'to_numpy', 'MetricHead', 'classifier_layer', 'replace_module', 'swap_classifier', 'hook_embedding',
-           'ModelWrapper', 'EmbeddingModel', 'body_feature_model', 'embedding_model', 'check_single_label',
-           'check_no_data_parallel', 'check_no_label_mixing', 'EmbeddingCatcher', 'no_aug', 'distributed_order',
-           'pooled_output', 'get_embeddings']
+__all__ = ['last_leaf', 'embedding_layer', 'final_layer', 'check_embs_lbls', 'check_label_range', 'to_float', 'to_cpu_float',
+           'warn_once', 'to_numpy', 'pop_marks', 'own_keys', 'keep_state', 'mark_weights', 'MetricHead',
+           'classifier_layer', 'replace_module', 'swap_classifier', 'EmbeddingOutput', 'hook_embedding', 'ModelWrapper',
+           'EmbeddingModel', 'body_feature_model', 'embedding_model', 'check_single_label', 'check_no_data_parallel',
+           'check_no_label_mixing', 'EmbeddingCatcher', 'no_aug', 'distributed_order', 'pooled_output',
+           'get_embeddings']
 
 # %% ../nbs/00_core.ipynb #c213957d
 def last_leaf(model:nn.Module):
     "Name and module of the last module of `model` that has no children"
     return [(n,m) for n,m in model.named_modules() if not next(m.children(), None)][-1]
 
-# %% ../nbs/00_core.ipynb #0c2ee388
+# %% ../nbs/00_core.ipynb #8fa2fde2
 def embedding_layer(model:nn.Module) -> nn.Module:
-    "The layer whose input is the embedding: the last leaf module of `model`"
-    return last_leaf(model)[1]
+    """The layer whose input is the embedding: the last module of `model` marked `is_final_layer` (a margin head, the
+    output of `to_triplet`, a classifier found by `classifier_layer`), else its last leaf"""
+    marked = [m for m in model.modules() if getattr(m, 'is_final_layer', False)]
+    return marked[-1] if marked else last_leaf(model)[1]
+
+# %% ../nbs/00_core.ipynb #fc5a5b25
+_PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Dropout)
+
+def _same(a, b): return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and \
+                        a.data_ptr() == b.data_ptr()
+
+def _trace_leaves(model, x):
+    "The leaves of `model` in the order one forward pass on `x` calls them, with their first input and output"
+    calls,names = [],{m:n for n,m in model.named_modules() if not next(m.children(), None)}
+    hooks = [m.register_forward_hook(lambda m,i,o: calls.append((m, i[0] if len(i) else None, o))) for m in names]
+    was,p = model.training,next(model.parameters(), None)
+    if p is not None: x = to_device(x, p.device)
+    try:
+        model.eval()
+        with torch.no_grad(): out = model(*x)
+    finally:
+        for h in hooks: h.remove()
+        model.train(was)
+    return calls,names,(out[0] if is_listy(out) else out)
+
+def final_layer(model:nn.Module, *x) -> tuple:
+    "Name and module of the leaf that the forward pass of `model` on the batch `x` ends in"
+    calls,names,out = _trace_leaves(model, x)
+    ends = [k for k,(m,i,o) in enumerate(calls) if _same(o, out)] or \
+           [k for k,(m,i,o) in enumerate(calls) if isinstance(o, Tensor) and o.shape == getattr(out, 'shape', None)]
+    if not ends: raise ValueError(f"No layer of the model outputs what its forward pass returns (a "
+                                  f"{type(out).__name__} of shape {tuple(getattr(out, 'shape', ()))}): the model must "
+                                  "return the output of its final classifier layer (or a tensor of its shape)")
+    k = ends[-1]
+    while isinstance(calls[k][0], _PASS_THROUGH) and not getattr(calls[k][0], 'is_final_layer', False):
+        before = [j for j in range(k) if _same(calls[j][2], calls[k][1])]
+        if not before: break
+        k = before[-1]
+    return names[calls[k][0]],calls[k][0]
 
 # %% ../nbs/00_core.ipynb #7c36c80d
 def check_embs_lbls(embs:Tensor, lbls:Tensor, what:str=''):
@@ -84,10 +122,36 @@ def to_numpy(x, dtype=None) -> np.ndarray:
         x = (x.float() if x.is_floating_point() and x.dtype != torch.float64 else x).cpu().numpy()
     return np.asarray(x, dtype=dtype)
 
-# %% ../nbs/00_core.ipynb #96441554
+# %% ../nbs/00_core.ipynb #b217b053
+def _mark_state(m, sd, prefix, local_metadata):
+    "State-dict hook: write `m`'s mark, an empty tensor under a key that says what the weights are"
+    sd[f"{prefix}@{type(m).__name__}: {m.load_hint}"] = torch.zeros(0)
+
+def pop_marks(sd:dict, prefix:str='') -> list:
+    "Remove the marks written directly under `prefix` from the state dict `sd`; return their keys"
+    marks = [k for k in sd if k.startswith(prefix + '@')]
+    for k in marks: del sd[k]
+    return marks
+
+def own_keys(sd:dict, prefix:str) -> list: return [k for k in sd if k.startswith(prefix)]
+
+def keep_state(m:nn.Module, sd:dict, prefix:str) -> list:
+    """Put the current value of each of `m`'s state entries that `sd` lacks into `sd` (under `prefix`); return their
+    names"""
+    kept = [k for k,v in m.state_dict(prefix=prefix).items() if '@' not in k and sd.setdefault(k, v) is v]
+    pop_marks(sd, prefix)
+    return kept
+
+def mark_weights(m:nn.Module, hint:str, load_hook:callable):
+    "Make `m` write a mark saying `hint` into the state dicts it saves, and read the files it loads with `load_hook`"
+    m.load_hint = hint
+    m.register_state_dict_post_hook(_mark_state)
+    m.register_load_state_dict_pre_hook(load_hook)
+
+# %% ../nbs/00_core.ipynb #930d2362
 class MetricHead(Module):
     "Base of the heads that take the place of a final `nn.Linear`: float32 maths, training labels from `LabelCatcher`"
-    needs_label = True
+    needs_label,is_final_layer = True,True
     def __init__(self,
         in_features:int, # Size of the embedding
         out_features:int, # Number of classes
@@ -96,6 +160,8 @@ class MetricHead(Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.xavier_uniform_(self.weight)
         self.label = None
+        mark_weights(self, "a margin head's weights; load them into a learner converted the same way (e.g. "
+                           "learn.to_arcface())", _head_load_hook)
 
     def forward(self, x:Tensor, label:Tensor=None) -> Tensor:
         "Class logits of the embeddings `x`; margin logits when `label` is given (or handed over while training)"
@@ -119,22 +185,43 @@ class MetricHead(Module):
 
     def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}"
 
-# %% ../nbs/00_core.ipynb #0ea2aaf0
-def classifier_layer(model:nn.Module):
-    "Name and module of the final classifier of `model`: its last leaf, which must be an `nn.Linear` or a `MetricHead`"
-    name,m = last_leaf(model)
+# %% ../nbs/00_core.ipynb #5c883a9f
+def _head_load_hook(m, sd, prefix, *args):
+    "Load a plain classifier's final layer into a margin head: its weight rows become the class centres"
+    # a head's own file, or torch says what's missing
+    if pop_marks(sd, prefix) or prefix + 'weight' not in sd: return
+    mine = set(m.state_dict(prefix=prefix))
+    dropped = [k for k in own_keys(sd, prefix) if k not in mine]
+    for k in dropped: del sd[k]
+    kept = keep_state(m, sd, prefix)
+    if dropped or kept:
+        warnings.warn(f"Loaded a plain classifier's final layer into the {type(m).__name__} at `{prefix[:-1]}`: its "
+                      f"weights are the class centres; dropped {dropped or 'nothing'}, kept the head's own "
+                      f"{kept or 'nothing'}")
+
+# %% ../nbs/00_core.ipynb #1a545441
+def _final_named(model):
+    "Name and module of the last layer of `model` marked `is_final_layer`, else of its last leaf"
+    marked = [(n,m) for n,m in model.named_modules() if getattr(m, 'is_final_layer', False)]
+    return marked[-1] if marked else last_leaf(model)
+
+def classifier_layer(model:nn.Module, *x):
+    """Name and module of the final classifier of `model`, an `nn.Linear` or a `MetricHead`: the layer its forward
+    pass on the batch `x` ends in (then marked `is_final_layer`), or without `x` the marked layer, else its last leaf"""
+    name,m = final_layer(model, *x) if x else _final_named(model)
+    what = (f"the layer its forward pass ends in is {type(m).__name__} (`{name}`)" if x else
+            f"its last layer is {type(m).__name__} (`{name}`)")
     if isinstance(m, nn.Identity):
-        raise ValueError("The model already outputs its embedding: it ends in `nn.Identity` (as after `to_triplet` or "
+        raise ValueError(f"The model already outputs its embedding: {what} (as after `to_triplet` or "
                          "`to_metric_loss`), so there is no classifier to convert. For a margin head, build a "
-                         "classifier "
-                         "learner (e.g. `vision_learner(dls, arch)`) and convert that")
+                         "classifier learner (e.g. `vision_learner(dls, arch)`) and convert that")
     if not isinstance(m, (nn.Linear, MetricHead)):
-        raise ValueError("The model must end in an `nn.Linear` classifier (its input is the embedding), but its last "
-                         "layer is "
-                         f"{type(m).__name__}. Add a final `nn.Linear(n_features, n_classes)` or build it with "
-                         "`vision_learner`.")
+        raise ValueError(f"The model must end in an `nn.Linear` classifier (its input is the embedding), but {what}. "
+                         "Make `forward` return a final `nn.Linear(n_features, n_classes)`'s output, or build the "
+                         "learner with `vision_learner`.")
     if not name: raise ValueError("The model is a bare classifier layer: wrap it, e.g. `nn.Sequential(body, "
                                   "nn.Linear(...))`")
+    if x: m.is_final_layer = True
     return name,m
 
 # %% ../nbs/00_core.ipynb #1ab93416
@@ -144,20 +231,38 @@ def replace_module(model:nn.Module, name:str, new:nn.Module) -> nn.Module:
     setattr(model.get_submodule(parent), attr, new)
     return new
 
-# %% ../nbs/00_core.ipynb #600f1ed2
+# %% ../nbs/00_core.ipynb #42e5905c
 def swap_classifier(
     model:nn.Module, # A model that ends in an `nn.Linear` (or a `MetricHead`)
     head_cls:type, # A `MetricHead` class, called as `head_cls(in_features, out_features, **kwargs)`
     n_classes:int=None, # Class count to check the final layer against
+    xb:tuple=(), # A small batch of inputs: find the classifier by tracing the forward pass (see `classifier_layer`)
     **kwargs
 ) -> MetricHead:
     "Replace, in place, the final classifier of `model` by a new `head_cls` on the same embedding; return the new head"
-    name,old = classifier_layer(model)
+    name,old = classifier_layer(model, *xb)
     if n_classes is not None and n_classes != old.out_features:
         raise ValueError(f"The model's final layer has {old.out_features} outputs but the data has {n_classes} "
                          "classes: "
                          f"build the model with `n_out={n_classes}` (or `dls.c`)")
     return replace_module(model, name, head_cls(old.in_features, old.out_features, **kwargs).to(old.weight.device))
+
+# %% ../nbs/00_core.ipynb #5d0e9e05
+def _output_load_hook(m, sd, prefix, *args):
+    "Load a classifier's file into an embedding model: leave its final layer out"
+    pop_marks(sd, prefix)
+    dropped = own_keys(sd, prefix)
+    for k in dropped: del sd[k]
+    if dropped: warnings.warn(f"Left the file's classifier at `{prefix[:-1]}` out ({', '.join(dropped)}): this "
+                              "learner outputs its embeddings there. The rest of the model was loaded.")
+
+class EmbeddingOutput(nn.Identity):
+    "The `nn.Identity` that takes the classifier's place when a learner is converted to output its embeddings"
+    is_final_layer = True
+    def __init__(self):
+        super().__init__()
+        mark_weights(self, "an embedding model's weights; load them into a learner converted with learn.to_triplet() "
+                           "or to_metric_loss()", _output_load_hook)
 
 # %% ../nbs/00_core.ipynb #3bade319
 def _layer_input(m, i, o): return i[0]
@@ -190,17 +295,20 @@ def embedding_model(learn:Learner) -> EmbeddingModel:
     "A module sharing the weights of `learn.model` that returns embeddings"
     return body_feature_model(get_model(learn.model))
 
-# %% ../nbs/00_core.ipynb #2043e048
-def _first_targets(dls):
-    "The targets of the first batch of the validation (or, if empty, training) `DataLoader`"
+# %% ../nbs/00_core.ipynb #a4c539be
+def _first_batch(dls):
+    """Inputs (the first two items) and targets of the first batch of the validation (or, if empty, training)
+    `DataLoader`"""
     dl = dls.valid if len(dls.valid) else dls.train
     b = dl.one_batch()
     n_inp = getattr(dl, 'n_inp', 1)
-    return b[n_inp] if is_listy(b) and len(b) > n_inp else None
+    if not is_listy(b): return (b[:2],),None
+    return tuple(x[:2] for x in b[:n_inp]),(b[n_inp] if len(b) > n_inp else None)
 
-def check_single_label(learn:Learner, what:str='A margin head'):
-    "Raise a clear error unless `learn` is a single-label classifier (integer class targets)"
-    y = _first_targets(learn.dls)
+def check_single_label(learn:Learner, what:str='A margin head') -> tuple:
+    """Raise a clear error unless `learn` is a single-label classifier (integer class targets); return a small batch
+    of its inputs, to trace the model with (`classifier_layer`)"""
+    xb,y = _first_batch(learn.dls)
     if y is None: raise ValueError(f"{what} needs a labelled classification dataset, but the learner's data has no "
                                    "targets")
     t = torch.as_tensor(y)
@@ -211,6 +319,7 @@ def check_single_label(learn:Learner, what:str='A margin head'):
                          f"but this looks like a {kind} learner (a batch of targets of type {type(y).__name__}, dtype "
                          f"{t.dtype}, shape {tuple(t.shape)}). "
                          "Use a `CategoryBlock` target and `CrossEntropyLossFlat`.")
+    return xb
 
 # %% ../nbs/00_core.ipynb #2e056a49
 def check_no_data_parallel(model:nn.Module):

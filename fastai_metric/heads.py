@@ -180,15 +180,15 @@ class L2ConstrainedNet(XFaceNet):
     def __init__(self, model:nn.Module, alpha:float=16.):
         super().__init__(model, None, L2ConstrainedLinear, alpha=alpha)
 
-# %% ../nbs/06_heads.ipynb #9a1a57f4
+# %% ../nbs/06_heads.ipynb #54dfa21a
 @patch
 def to_xface(self:Learner,
     product:type=ArcMarginProduct, # A `MetricHead` class taking `(in_features, out_features, **kwargs)`
     **kwargs # Passed to `product`
 ):
     "Replace the final `nn.Linear` of `self.model` by `product` on the same embedding; return the learner"
-    check_single_label(self)
-    head = swap_classifier(get_model(self.model), product, get_c(self.dls) or None, **kwargs)
+    xb = check_single_label(self)
+    head = swap_classifier(get_model(self.model), product, get_c(self.dls) or None, xb=xb, **kwargs)
     if head.needs_label and not any(isinstance(cb, LabelCatcher) for cb in self.cbs): self.add_cb(LabelCatcher())
     sync_opt(self)
     return self

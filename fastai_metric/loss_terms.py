@@ -75,7 +75,7 @@ class EmbeddingLoss(Callback):
         if self.hook is not None: self.hook.remove()
         self.hook,self.learn.loss_parts = None,{}
 
-# %% ../nbs/17_loss_terms.ipynb #bd6975b8
+# %% ../nbs/17_loss_terms.ipynb #fc1c7a98
 class WrapCenterLoss(EmbeddingLoss):
     "The learner's loss plus `weight_cent` × `CenterLoss` on the embeddings (or the logits)"
     def __init__(self,
@@ -83,9 +83,9 @@ class WrapCenterLoss(EmbeddingLoss):
         weight_cent:float=0.1, # Weight of the center loss
         on:str='embedding', # 'embedding' or 'logits'
     ):
-        check_single_label(learn, 'Center loss')
+        xb = check_single_label(learn, 'Center loss')
         n_cls = get_c(learn.dls)
-        n_feats = n_cls if _check_on(on) == 'logits' else classifier_layer(get_model(learn.model))[1].in_features
+        n_feats = n_cls if _check_on(on) == 'logits' else classifier_layer(get_model(learn.model), *xb)[1].in_features
         super().__init__(CenterLoss(n_cls, n_feats), weight_cent, 'center', on)
         register_loss(learn, 'center', self.loss)
 
@@ -107,7 +107,7 @@ def add_center_loss(self:Learner,
 
 Learner.to_center_loss = Learner.add_center_loss     # the name of earlier versions and of the classic write-ups
 
-# %% ../nbs/17_loss_terms.ipynb #2509029f
+# %% ../nbs/17_loss_terms.ipynb #ad08822d
 @patch
 def add_triplet(self:Learner,
     weight:float=1., # Weight of the triplet loss
@@ -115,5 +115,7 @@ def add_triplet(self:Learner,
     miner='hard', # 'hard', 'all', 'semihard', 'cluster' or a miner callable
 ):
     "Keep the learner's loss and add `weight` × a mined triplet loss on the batch's embeddings; return the learner"
-    check_single_label(self, 'Triplet loss')
+    xb = check_single_label(self, 'Triplet loss')
+    # the embedding: the input of the layer it ends in
+    final_layer(get_model(self.model), *xb)[1].is_final_layer = True
     return _add_loss_cb(self, EmbeddingLoss(TripletLossWithMiner(margin, get_miner(miner, margin)), weight, 'triplet'))

@@ -29,7 +29,7 @@ def get_miner(miner, margin:float=0.2):
                                              "miner(embs, lbls)")
     return makers[miner]()
 
-# %% ../nbs/15_metric_learner.ipynb #c4b9c58d
+# %% ../nbs/15_metric_learner.ipynb #40799046
 class ModelWithLosses(ModelWrapper):
     """Wrap `model` and hold the loss modules that have parameters or buffers, so they are trained, moved and saved
     with it"""
@@ -38,6 +38,19 @@ class ModelWithLosses(ModelWrapper):
         self.loss_modules = nn.ModuleDict()
         # `learn.losses` would resolve to (Learner delegates to its model) and fastai's Recorder warns of shadowing at every fit
         self.model = model
+        mark_weights(self, "weights with the state of extra losses (a center loss's centres, ...); load them into a "
+                           "learner converted the same way (e.g. learn.to_center_loss())", _losses_load_hook)
+
+def _losses_load_hook(m, sd, prefix, *args):
+    "Load a bare model's file (a learner's without extra losses) into `m`: the losses keep their current state"
+    pop_marks(sd, prefix)
+    mine = own_keys(sd, prefix)
+    if not mine or any(k.startswith(prefix + 'model.') for k in mine): return
+    for k in mine: sd[f"{prefix}model.{k[len(prefix):]}"] = sd.pop(k)
+    kept = keep_state(m.loss_modules, sd, prefix + 'loss_modules.')
+    warnings.warn(f"The file holds the model's weights without the state of this learner's extra losses: loaded the "
+                  f"model; {', '.join(kept) or 'the losses'} kept their current values (centres not yet trained are "
+                  "set from the first batch)")
 
 def _has_state(m): return isinstance(m, nn.Module) and any(True for _ in itertools.chain(m.parameters(), m.buffers()))
 
@@ -52,7 +65,7 @@ def register_loss(learn:Learner, name:str, loss:callable):
     sync_opt(learn)
     return loss
 
-# %% ../nbs/15_metric_learner.ipynb #f4911299
+# %% ../nbs/15_metric_learner.ipynb #4ca40a28
 _EMBEDDINGS_ONLY = ("This learner outputs embeddings, not class scores (it was converted by "
                     "`to_triplet`/`to_metric_loss`), "
                     "so {what} does not apply. Embed items with `get_embeddings(learn)` (`learn.get_preds()` gives raw "
@@ -117,12 +130,12 @@ def to_metric_loss(self:Learner,
     if miner is not None and _n_args(loss) < 3:
         raise TypeError(f"{type(loss).__name__} takes only (embs, lbls), so it cannot use a miner: pass `miner=None`, "
                         "or a loss that takes indices_tuple")
-    check_single_label(self, 'Metric learning')
+    xb = check_single_label(self, 'Metric learning')
     _check_no_class_metrics(self)
     dl = balanced_dl(self.dls.train, n_classes, n_instances, seed=seed)
     model = get_model(self.model)
-    if not isinstance(last_leaf(model)[1], nn.Identity):      # converting again keeps the embedding output
-        replace_module(model, classifier_layer(model)[0], nn.Identity())
+    if not isinstance(embedding_layer(model), nn.Identity):      # converting again keeps the embedding output
+        replace_module(model, classifier_layer(model, *xb)[0], EmbeddingOutput())
     # a new DataLoaders: the caller's `dls` (and learners built on it later) keep their own training DataLoader
     dls = copy(self.dls); dls.loaders = [dl, *self.dls.loaders[1:]]
     self.dls = dls

@@ -12,9 +12,9 @@ from fastai.basics import *
 from .core import get_embeddings
 
 # %% auto #0
-__all__ = ['blobs', 'toy_learner', 'export_round_trip', 'brute_rank']
+__all__ = ['blobs', 'AuxHeadNet', 'toy_learner', 'export_round_trip', 'brute_rank']
 
-# %% ../nbs/02_test_utils.ipynb #fd9f8806
+# %% ../nbs/02_test_utils.ipynb #1157718e
 def blobs(
     n:int=256, # Items, in class order (`n / c` of each, the last class fewer if `c` does not divide `n`)
     c:int=4, # Classes
@@ -28,10 +28,18 @@ def blobs(
     y = torch.arange(c).repeat_interleave(-(-n//c))[:n]
     return spread*torch.randn(c, d, generator=g)[y] + noise*torch.randn(len(y), d, generator=g),y
 
+class AuxHeadNet(Module):
+    """`fc(drop(body(x)))`, registered as `body, fc, drop, aux`: the classifier is not the last layer registered, and
+    `aux` is an auxiliary head the forward pass never uses (a custom model that registration order misreads)"""
+    def __init__(self, body:nn.Module, n_feats:int, c:int):
+        self.body,self.fc,self.drop,self.aux = body,nn.Linear(n_feats, c),nn.Dropout(0.1),nn.Linear(n_feats, 3)
+    def forward(self, x): return self.fc(self.drop(self.body(x)))
+
 def toy_learner(
     x:Tensor, y:Tensor, # Features `(n,d)` and classes `(n,)`, for training and validation alike
     hidden:tuple=(32, 16), # Layer sizes: a ReLU after the first, and the last is the embedding
     bs:int=32, # Batch size
+    aux:bool=False, # An `AuxHeadNet` on the MLP instead of an `nn.Sequential`
     **kwargs, # Passed to `Learner`: metrics, cbs...
 ) -> Learner:
     "A `Learner` of an MLP classifier (ending in `nn.Linear`) on `x, y`"
@@ -40,7 +48,8 @@ def toy_learner(
     dls.c = c = int(y.max()) + 1
     sizes = [x.shape[1], *hidden]
     layers = [nn.Linear(sizes[0], sizes[1]), nn.ReLU(), *[nn.Linear(a, b) for a,b in zip(sizes[1:], sizes[2:])]]
-    return Learner(dls, nn.Sequential(*layers, nn.Linear(sizes[-1], c)), loss_func=CrossEntropyLossFlat(), **kwargs)
+    model = AuxHeadNet(nn.Sequential(*layers), sizes[-1], c) if aux else nn.Sequential(*layers, nn.Linear(sizes[-1], c))
+    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), **kwargs)
 
 def export_round_trip(
     learn:Learner, # A learner on image files (`dls.valid_ds.items`)
