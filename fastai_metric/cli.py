@@ -78,7 +78,7 @@ def demo(
           f"{epochs} epochs in {secs:.0f}s; t-SNE written to {res['tsne']}")
     return res
 
-# %% ../nbs/23_cli.ipynb #c2dfa7d6
+# %% ../nbs/23_cli.ipynb #400bde1f
 def demo_compare(
     epochs:int=5, # Epochs of `fit_one_cycle` for every method
     out:str='demo_out', # Folder for the table and the picture
@@ -86,14 +86,16 @@ def demo_compare(
     bs:int=64, # Batch size
     methods:list=None, # Keys of `METHODS` and 'pixels' (default: all)
     seed:int=42,
+    sz:int=28, # Image size
 ) -> pd.DataFrame:
-    "Every method side by side on digits (28 px); write the table and the t-SNE grid to `out`; return the table"
+    "Every method side by side on digits; write the table and the t-SNE grid to `out`; return the table"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     protos = {'closed': ('closed', None), 'unseen {5..9}': ('unseen', [0,1,2,3,4]),
               'unknown {6..9}': ('unknown', [0,1,2,3,4,5])}
-    table,embs = compare(digits_arrays(28, seed=seed), protos, methods, epochs=epochs, lr=lr, bs=bs)
+    table,embs = compare(digits_arrays(sz, seed=seed), protos, methods, epochs=epochs, lr=lr, bs=bs)
     md = results_markdown(table)
-    (out/'compare.md').write_text(f"Digits, resnet18 from scratch, {epochs} epochs, lr {lr}, batch {bs}\n\n{md}")
+    (out/'compare.md').write_text(f"Digits at {sz} px, resnet18 from scratch, {epochs} epochs, lr {lr}, batch "
+                                  f"{bs}\n\n{md}")
     tsne_grid(embs, n_max=1000).savefig(out/'compare_tsne.png', dpi=60)
     print(md, f"\nTable and t-SNE grid written to {out/'compare.md'} and {out/'compare_tsne.png'}", sep='\n')
     return table
@@ -126,7 +128,7 @@ def search_images(
         print(f"Picture written to {show}")
     return t
 
-# %% ../nbs/23_cli.ipynb #67f66e8d
+# %% ../nbs/23_cli.ipynb #e1038349
 def main(argv:list=None):
     "Entry point of the `fastai-metric` command"
     p = argparse.ArgumentParser(prog='fastai-metric', description='Deep metric learning for fastai')
@@ -141,6 +143,8 @@ def main(argv:list=None):
                    help='fine-tune an ImageNet-pretrained EfficientNet-Lite0 (offline: pip install '
                         '"fastai-metric[pretrained]")')
     d.add_argument('--bs', type=int, default=64)
+    d.add_argument('--sz', type=int, default=None, help='image size (default 32 from scratch, 64 pretrained, 28 with '
+                                                        '--compare)')
     i = sub.add_parser('index', help='embed a folder of images with an exported learner and save the index')
     i.add_argument('model', help='an exported learner (learn.export())'); i.add_argument('folder')
     i.add_argument('--out', default='gallery.idx'); i.add_argument('--bs', type=int, default=64)
@@ -157,5 +161,5 @@ def _demo_main(p, args):
     "`fastai-metric demo`: one method, or `--compare` all"
     if args.compare and args.pretrained: p.error('--pretrained fine-tunes one method: use it with --method, not '
                                                  '--compare')
-    if args.compare: demo_compare(args.epochs, args.out, args.lr, args.bs)
-    else: demo(args.method, args.epochs, args.out, args.lr, args.bs, pretrained=args.pretrained)
+    if args.compare: demo_compare(args.epochs, args.out, args.lr, args.bs, sz=ifnone(args.sz, 28))
+    else: demo(args.method, args.epochs, args.out, args.lr, args.bs, args.sz, pretrained=args.pretrained)

@@ -12,11 +12,11 @@ def test_center_loss_on_digits(on, digits_dls, tmp_path):
     cl = learn.model.loss_modules['center']
     assert cl.centers.shape == (10, 512 if on == 'embedding' else 10)
     c0 = cl.centers.detach().clone()
-    fit_quiet(learn, 3)
+    fit_quiet(learn, 3) if on == 'embedding' else fit_briefly(learn)   # quality once; the parts' bookkeeping on both
     names, vals = learn.recorder.metric_names[1:-1], learn.recorder.values[-1]
     rec = dict(zip(names, vals))
     assert rec['valid_loss'] == pytest.approx(rec['base_loss'] + 0.1*rec['center_loss'], rel=1e-3)
-    assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
+    if on == 'embedding': assert rec['accuracy'] > 0.8 and knn_accuracy(learn) > 0.8, rec
     assert not torch.equal(c0, cl.centers.detach())                      # trained by the learner's optimiser
     learn2 = export_round_trip(learn, tmp_path)
     assert torch.equal(learn2.model.loss_modules['center'].centers, cl.centers)  # export keeps the centers

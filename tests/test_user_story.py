@@ -20,12 +20,12 @@ def test_one_liner_trains_and_round_trips(name, digits_dls, tmp_path):
     assert convert(learn) is learn                          # calls chain
     head = learn.model[1][-1]
     assert type(head) is head_cls and head.in_features == 512 and head.out_features == 10
-    if name in ('arcface', 'xface'):
+    if name == 'arcface':                                   # how well the others train: tutorial.classifier compares every head
         fit_quiet(learn, 3)
         acc = learn.validate()[1]
         knn = knn_accuracy(learn)
         assert acc > 0.8 and knn > 0.8, (name, acc, knn)    # chance is 0.1
-    else: fit_briefly(learn)                                # how well they train: tutorial.classifier compares every head
+    else: fit_briefly(learn)
     assert head.label is None                               # nothing stale left for export
     learn2 = export_round_trip(learn, tmp_path, n=24, predict=3, preds=True)
     assert type(learn2.model[1][-1]) is head_cls
@@ -38,9 +38,8 @@ def test_classic_xfacenet_form(digits_dls):
     learn.add_cb(LabelCatcher())
     learn.unfreeze()
     w0 = learn.model[1][-1].weight.detach().clone()
-    fit_quiet(learn, 3)
+    fit_briefly(learn)                                     # the same head as `to_arcface`, whose training is measured above
     assert not torch.equal(w0, learn.model[1][-1].weight.detach())   # the new head was trained
-    assert learn.validate()[1] > 0.8
     embs, lbls = get_embeddings(learn)
     assert embs.shape == (360, 512) and lbls.shape == (360,)
 
@@ -98,7 +97,8 @@ def test_bf16_autocast_training_is_finite():
     in about 14% of random draws (measured with a bare `nn.Conv2d`, torch 2.14, AVX512), whatever the library does"""
     xtr, ytr, xva, yva = digits_arrays(sz=32)
     set_seed(0, reproducible=True)
-    learn = vision_learner(array_dls(xtr, ytr, xva, yva, bs=64), resnet18, pretrained=False).to_arcface()
+    # two training batches: many CPUs emulate bfloat16 (20x slower than float32)
+    learn = vision_learner(array_dls(xtr[:128], ytr[:128], xva[:64], yva[:64], bs=64), resnet18, pretrained=False).to_arcface()
     learn.add_cb(_CPUAutocast())
     dtypes = []
     h = learn.model[1][-1].register_forward_hook(lambda m,i,o: dtypes.append((i[0].dtype, o.dtype)))
@@ -133,14 +133,10 @@ def test_train_embeddings_are_not_augmented(digits_path):
 
 @pytest.mark.parametrize('miner', ['hard', 'all', 'semihard', 'cluster'])
 def test_to_triplet_on_digits(miner, digits_dls, tmp_path):
-    "Every miner trains and round-trips; batch-hard trains 3 epochs here, the others' training is compared in the triplet tutorial"
+    "Every miner trains and round-trips; batch-hard trains 4 epochs in the triplet tutorial, the others' training is compared there (slow cells)"
     learn = vision_learner(digits_dls, resnet18, pretrained=False).to_triplet(miner=miner, n_classes=8, n_instances=4, seed=0)
     xb, yb = learn.dls.train.one_batch()
     assert (yb.unique(return_counts=True)[1] == 4).all() and len(yb.unique()) == 8
-    if miner != 'hard': fit_briefly(learn)
-    else:
-        fit_quiet(learn, 3, 3e-3)
-        knn = knn_accuracy(learn)
-        assert knn > 0.8, (miner, knn)                      # chance is 0.1
+    fit_briefly(learn)
     learn2 = export_round_trip(learn, tmp_path, n=20)
     assert get_embeddings(learn2, dl=learn2.dls.test_dl(learn.dls.valid_ds.items[:20]))[0].shape == (20, 512)
