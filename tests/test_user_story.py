@@ -72,8 +72,7 @@ def test_other_learners(arch, digits_dls):
         with pytest.warns(UserWarning): learn = cnn_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy)
     learn.to_cosface()
     assert isinstance(learn.model[1][-1], AddMarginProduct)
-    fit_quiet(learn, 2)
-    assert learn.validate()[1] > 0.5
+    fit_briefly(learn)                                      # the head trains in these learners too; how well: the tests above
 
 def test_plain_learner(digits_dls):
     model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32),
