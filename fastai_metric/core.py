@@ -25,12 +25,16 @@ def last_leaf(model:nn.Module):
     "Name and module of the last module of `model` that has no children"
     return [(n,m) for n,m in model.named_modules() if not next(m.children(), None)][-1]
 
-# %% ../nbs/00_core.ipynb #8fa2fde2
+# %% ../nbs/00_core.ipynb #61fb8e0d
+def _final_named(model):
+    "Name and module of the last layer of `model` marked `is_final_layer`, else of its last leaf"
+    marked = [(n,m) for n,m in model.named_modules() if getattr(m, 'is_final_layer', False)]
+    return marked[-1] if marked else last_leaf(model)
+
 def embedding_layer(model:nn.Module) -> nn.Module:
     """The layer whose input is the embedding: the last module of `model` marked `is_final_layer` (a margin head, the
     output of `to_triplet`, a classifier found by `classifier_layer`), else its last leaf"""
-    marked = [m for m in model.modules() if getattr(m, 'is_final_layer', False)]
-    return marked[-1] if marked else last_leaf(model)[1]
+    return _final_named(model)[1]
 
 # %% ../nbs/00_core.ipynb #fc5a5b25
 _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Dropout)
@@ -199,12 +203,7 @@ def _head_load_hook(m, sd, prefix, *args):
                       f"weights are the class centres; dropped {dropped or 'nothing'}, kept the head's own "
                       f"{kept or 'nothing'}")
 
-# %% ../nbs/00_core.ipynb #1a545441
-def _final_named(model):
-    "Name and module of the last layer of `model` marked `is_final_layer`, else of its last leaf"
-    marked = [(n,m) for n,m in model.named_modules() if getattr(m, 'is_final_layer', False)]
-    return marked[-1] if marked else last_leaf(model)
-
+# %% ../nbs/00_core.ipynb #aac026f2
 def classifier_layer(model:nn.Module, *x):
     """Name and module of the final classifier of `model`, an `nn.Linear` or a `MetricHead`: the layer its forward
     pass on the batch `x` ends in (then marked `is_final_layer`), or without `x` the marked layer, else its last leaf"""
