@@ -65,7 +65,7 @@ def register_loss(learn:Learner, name:str, loss:callable):
     sync_opt(learn)
     return loss
 
-# %% ../nbs/15_metric_learner.ipynb #4ca40a28
+# %% ../nbs/15_metric_learner.ipynb #0ea636fe
 _EMBEDDINGS_ONLY = ("This learner outputs embeddings, not class scores (it was converted by "
                     "`to_triplet`/`to_metric_loss`), "
                     "so {what} does not apply. Embed items with `get_embeddings(learn)` (`learn.get_preds()` gives raw "
@@ -89,7 +89,13 @@ class MetricLoss(GatheredLoss):
     def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor:
         with torch.autocast(embs.device.type, enabled=False):       # any loss (the user's, pml's) computes in float32
             embs = embs.float()
-            return self.loss(embs, lbls) if self.miner is None else self.loss(embs, lbls, self.miner(embs, lbls))
+            if self.miner is None: return self.loss(embs, lbls)
+            mined = self.miner(embs, lbls)
+            # nothing mined (one class in the batch, a class without a positive): a finite zero, not a user loss's
+            # mean over an empty set (nan)
+            if isinstance(mined, (tuple, list)) and all(isinstance(t, Tensor) and not len(t) for t in mined):
+                return embs.sum() * 0.
+            return self.loss(embs, lbls, mined)
 
 def _check_no_class_metrics(learn):
     "Refuse metrics that need class scores (those that need none say so with `needs_class_scores = False`)"

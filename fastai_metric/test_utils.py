@@ -12,20 +12,21 @@ from fastai.basics import *
 from .core import get_embeddings
 
 # %% auto #0
-__all__ = ['blobs', 'AuxHeadNet', 'toy_learner', 'export_round_trip', 'brute_rank']
+__all__ = ['blobs', 'AuxHeadNet', 'toy_split', 'toy_learner', 'brute_map_at_r', 'gallery_map_at_r', 'finite_record', 'improves',
+           'export_round_trip', 'brute_rank']
 
-# %% ../nbs/02_test_utils.ipynb #1157718e
+# %% ../nbs/02_test_utils.ipynb #1ff403ab
 def blobs(
-    n:int=256, # Items, in class order (`n / c` of each, the last class fewer if `c` does not divide `n`)
+    n:int=256, # Items, classes interleaved (0, 1, ..., c-1, 0, ...): every run of `c` items holds every class
     c:int=4, # Classes
     d:int=10, # Features
     spread:float=1., # Scale of the random class centers
     noise:float=1., # Scale of the Gaussian noise around them
-    seed:int=0,
+    seed:int=0, # Seed of the centers and the noise
 ) -> tuple:
     "`(x, y)`: `n` points around `c` random centers and their classes"
     g = torch.Generator().manual_seed(seed)
-    y = torch.arange(c).repeat_interleave(-(-n//c))[:n]
+    y = torch.arange(n) % c
     return spread*torch.randn(c, d, generator=g)[y] + noise*torch.randn(len(y), d, generator=g),y
 
 class AuxHeadNet(Module):
@@ -35,21 +36,76 @@ class AuxHeadNet(Module):
         self.body,self.fc,self.drop,self.aux = body,nn.Linear(n_feats, c),nn.Dropout(0.1),nn.Linear(n_feats, 3)
     def forward(self, x): return self.fc(self.drop(self.body(x)))
 
+def toy_split(n:int, valid:float=0.25, seed:int=0) -> tuple:
+    "Indices `(train, valid)` of `n` items: a seeded random `valid` share held out"
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_va = max(1, round(n*valid))
+    return idx[n_va:].sort()[0],idx[:n_va].sort()[0]
+
 def toy_learner(
-    x:Tensor, y:Tensor, # Features `(n,d)` and classes `(n,)`, for training and validation alike
+    x:Tensor, y:Tensor, # Features `(n,d)` and classes `(n,)`
     hidden:tuple=(32, 16), # Layer sizes: a ReLU after the first, and the last is the embedding
     bs:int=32, # Batch size
     aux:bool=False, # An `AuxHeadNet` on the MLP instead of an `nn.Sequential`
+    valid:float|tuple=0.25, # Share of the items held out for validation (seeded), or `(x_valid, y_valid)`
     **kwargs, # Passed to `Learner`: metrics, cbs...
 ) -> Learner:
-    "A `Learner` of an MLP classifier (ending in `nn.Linear`) on `x, y`"
-    tl = TfmdLists(range(len(x)), lambda i: (x[i], y[i]))
-    dls = DataLoaders.from_dsets(tl, tl, bs=bs)
-    dls.c = c = int(y.max()) + 1
+    """A `Learner` of an MLP classifier (ending in `nn.Linear`) on `x, y`, validated on other items than it trains on (a
+    validation item with a copy in training would make a nearest-neighbour check pass untrained)"""
+    if isinstance(valid, tuple): (xt,yt),(xv,yv) = (x,y),valid
+    else:
+        tr,va = toy_split(len(x), valid)
+        (xt,yt),(xv,yv) = (x[tr],y[tr]),(x[va],y[va])
+    tl,vl = (TfmdLists(range(len(a)), lambda i,a=a,b=b: (a[i], b[i])) for a,b in ((xt,yt), (xv,yv)))
+    dls = DataLoaders.from_dsets(tl, vl, bs=bs)
+    dls.c = c = int(max(yt.max(), yv.max())) + 1
     sizes = [x.shape[1], *hidden]
     layers = [nn.Linear(sizes[0], sizes[1]), nn.ReLU(), *[nn.Linear(a, b) for a,b in zip(sizes[1:], sizes[2:])]]
     model = AuxHeadNet(nn.Sequential(*layers), sizes[-1], c) if aux else nn.Sequential(*layers, nn.Linear(sizes[-1], c))
     return Learner(dls, model, loss_func=CrossEntropyLossFlat(), **kwargs)
+
+def brute_map_at_r(q:Tensor, ql:Tensor, g:Tensor, gl:Tensor) -> float:
+    """MAP@R of queries `q` (labels `ql`) against a gallery `g` (`gl`), cosine, by sorting every row in double precision:
+    each query's R = its class's gallery size, and the mean over its top R of the precision at each relevant rank"""
+    s = F.normalize(q.double(), dim=1) @ F.normalize(g.double(), dim=1).T
+    aps = []
+    for r in range(len(q)):
+        rel = (gl[s[r].argsort(descending=True, stable=True)] == ql[r]).double()
+        n_rel = int(rel.sum())
+        hits = rel[:n_rel]
+        aps.append(float((hits * hits.cumsum(0) / torch.arange(1, n_rel+1)).sum() / n_rel) if n_rel else float('nan'))
+    return float(np.nanmean(aps))
+
+def gallery_map_at_r(learn:Learner) -> float:
+    "MAP@R of `learn`'s validation embeddings against its training set's (`brute_map_at_r`): high when classes cluster"
+    g,gl = get_embeddings(learn, 0)
+    q,ql = get_embeddings(learn, 1)
+    return brute_map_at_r(q, ql, g, gl)
+
+def finite_record(learn:Learner) -> list:
+    "The values the recorder kept (losses and metrics of every epoch), checked finite: a `nan` fails"
+    vals = [v for vs in learn.recorder.values for v in vs]
+    assert vals, 'nothing recorded: fit first'
+    assert all(math.isfinite(float(v)) for v in vals), f'non-finite values in the recorder: {learn.recorder.values}'
+    return vals
+
+def improves(
+    learn:Learner, # An untrained learner
+    fit:Callable, # Trains it: `fit(learn)`
+    metric:Callable, # Quality of a learner, higher is better: e.g. `knn_accuracy`
+    bar:float, # What the trained learner must reach
+    gain:float=0.1, # What it must gain over the same learner untrained
+) -> tuple:
+    """Train `learn` with `fit` and check it learned: finite records, `metric` at least `bar` and `gain` above the
+    untrained learner's; return `(before, after, values)`, `values` the recorder's of each epoch"""
+    before = metric(learn)
+    fit(learn)
+    finite_record(learn)
+    values = [list(v) for v in learn.recorder.values]    # kept: any `get_preds` (as in `metric`) starts them afresh
+    after = metric(learn)
+    assert after >= bar and after >= before + gain, (f"{after:.3f} after training, {before:.3f} before: needs at "
+                                                      f"least {bar} and a gain of {gain}")
+    return before,after,values
 
 def export_round_trip(
     learn:Learner, # A learner on image files (`dls.valid_ds.items`)
