@@ -5,6 +5,7 @@ if os.environ.get('PYTEST_XDIST_WORKER'): os.environ['OMP_NUM_THREADS'] = '1'   
 import pytest
 from fastai.vision.all import *
 from fastai_metric.all import *
+from fastai_metric.test_utils import finite_record
 if os.environ.get('PYTEST_XDIST_WORKER'): torch.set_num_threads(1)
 
 warnings.filterwarnings('ignore', message='.*torch.jit.script.*')
@@ -21,7 +22,9 @@ def digits_dls(digits_path):
     return ImageDataLoaders.from_folder(digits_path, valid='valid', bs=64, num_workers=0)
 
 def fit_quiet(learn, epochs, lr=1e-2):
+    "`fit_one_cycle` without output; every recorded loss and metric must be finite"
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    finite_record(learn)
     return learn
 
 def fit_briefly(learn, pct=0.25, lr=3e-3):
@@ -29,7 +32,7 @@ def fit_briefly(learn, pct=0.25, lr=3e-3):
     w0 = [p.detach().clone() for p in learn.model.parameters()]
     with learn.no_bar(), learn.no_logging(): learn.fit(1, lr, cbs=ShortEpochCallback(pct, short_valid=False))
     assert any(not torch.equal(a, p) for a,p in zip(w0, learn.model.parameters())), 'nothing trained'
-    assert all(math.isfinite(v) for v in learn.recorder.values[-1][:2]), learn.recorder.values
+    finite_record(learn)
     return learn
 
 def pytest_pycollect_makeitem(collector, name, obj):

@@ -6,7 +6,7 @@ from fastai_metric.all import *
 from fastai_metric.test_utils import export_round_trip
 from fastai_metric.metric_learner import ModelWithLosses
 
-@pytest.mark.parametrize('on', ['embedding', 'logits'])
+@pytest.mark.parametrize('on', [pytest.param('embedding', marks=pytest.mark.quality), 'logits'])   # quality: embedding only
 def test_center_loss_on_digits(on, digits_dls, tmp_path):
     learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy, path=tmp_path).add_center_loss(0.1, on=on)
     cl = learn.model.loss_modules['center']
@@ -24,6 +24,7 @@ def test_center_loss_on_digits(on, digits_dls, tmp_path):
     learn3 = vision_learner(digits_dls, resnet18, pretrained=False, path=tmp_path).add_center_loss(0.1, on=on).load('m')
     assert torch.equal(learn3.model.loss_modules['center'].centers, cl.centers)  # and so do save/load
 
+@pytest.mark.quality
 def test_arcface_plus_triplet_on_digits(digits_dls, tmp_path):
     learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=accuracy).to_arcface().add_triplet(1., margin=0.2)
     fit_quiet(learn, 3)
@@ -44,6 +45,7 @@ def test_pml_multisimilarity_with_miner(digits_dls, tmp_path):
     fit_briefly(learn)                                     # how well it learns: the triplet tutorial (3 epochs, cmc@1 0.90)
     export_round_trip(learn, tmp_path)
 
+@pytest.mark.quality
 def test_pml_loss_with_parameters(digits_dls, tmp_path):
     pytest.importorskip('pytorch_metric_learning')
     from pytorch_metric_learning import losses
@@ -57,6 +59,7 @@ def test_pml_loss_with_parameters(digits_dls, tmp_path):
     learn2 = export_round_trip(learn, tmp_path)
     assert torch.equal(learn2.model.loss_modules['loss'].W, loss.W) and learn2.loss_func.loss is learn2.model.loss_modules['loss']
 
+@pytest.mark.quality
 def test_hierarchical_triplet_on_digits(digits_dls):
     set_seed(0)
     learn = vision_learner(digits_dls, resnet18, pretrained=False).to_metric_loss(

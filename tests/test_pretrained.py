@@ -29,6 +29,7 @@ def _story(digits_path, pretrained, weights, epochs=1):
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(epochs, 2e-3)
     return learn
 
+@pytest.mark.quality
 def test_pretrained_fine_tune_beats_scratch(digits_path, weights):
     "fine_tune: the head and the loss's centers train in the frozen phase and after unfreeze, with discriminative lrs; ImageNet helps"
     learn = _story(digits_path, True, weights)

@@ -84,11 +84,13 @@ def test_same_as_pml_accuracy_calculator(distance, loo):
         for a, b in [('precision@1', 'precision_at_1'), ('r_precision', 'r_precision'), ('map@r', 'mean_average_precision_at_r')]:
             assert ours[a] == pytest.approx(theirs[b], abs=1e-4), (a, ours[a], theirs[b])
 
+@pytest.mark.quality
 def test_live_metrics_on_digits(digits_dls, tmp_path):
     learn = vision_learner(digits_dls, resnet18, pretrained=False, metrics=[accuracy, RecallAtK(1), RecallAtK(5), MapAtR()]).to_arcface()
     fit_quiet(learn, 2)
     rec = dict(zip(learn.recorder.metric_names[1:-1], learn.recorder.values[-1]))
-    assert 0.7 < rec['recall@1'] <= rec['recall@5'] <= 1 and 0.2 < rec['map@r'] <= 1, rec
+    # 2 epochs, seeds 42, 0, 1: recall@1 0.94, MAP@R 0.76-0.82 (untrained: 0.79-0.84 and 0.27-0.29)
+    assert 0.88 < rec['recall@1'] <= rec['recall@5'] <= 1 and 0.68 < rec['map@r'] <= 1, rec
     after = learn.retrieval_metrics(topk=(1, 5))
     assert rec['recall@1'] == pytest.approx(after['cmc@1'], abs=1e-6) and rec['map@r'] == pytest.approx(after['map@r'], abs=1e-6)
     learn.export(tmp_path/'live.pkl')                     # the metrics pickle, without hooks
@@ -140,27 +142,19 @@ def test_few_classes_keep_memory_small(screen):
     assert extra_gb < 1.0, f'{extra_gb:.2f} GB extra'        # was 9.8 GB at 512-d (2.6 GB at 128-d) before blocks of queries
     assert abs(mapr - mapr_exact) < 1e-6 and cmc == cmc_exact  # the screened ranking (many rows re-ranked exactly) equals the exact one
 
-_AVX2_SEARCH = """
-import warnings, torch, torch.nn.functional as F
-from fastai_metric.precision import matmul_speedup
-from fastai_metric.search import Search, _screen, rank_gallery
-g = F.normalize(torch.randn(5000, 32, generator=torch.Generator().manual_seed(0)), dim=1)
-default = _screen(Search(), 50_000, 20, torch.device('cpu'))       # a large gallery, few candidates: where the screen pays
-with warnings.catch_warnings(record=True) as ws:
-    warnings.simplefilter('always')
-    d0, i0 = rank_gallery(g[:200], g, 20)                          # the default: faiss or float32 chunks, no warning
-    n0 = sum('screen=True' in str(w.message) for w in ws)
-    forced = [rank_gallery(g[:200], g, 20, screen=True)[1] for _ in range(2)]
-    n1 = sum('screen=True' in str(w.message) for w in ws) - n0
-print(matmul_speedup(), int(default == 'bf16'), n0, n1, int(all((f == i0).all() for f in forced)))
-"""
-
-def test_no_native_bf16_means_no_screen_by_default():
-    "On a CPU without native bf16 (simulated: oneDNN limited to AVX2), the default search is float32; screen=True warns once"
-    import subprocess, sys
-    env = {**os.environ, 'ONEDNN_MAX_CPU_ISA': 'AVX2'}
-    out = subprocess.run([sys.executable, '-c', _AVX2_SEARCH], env=env, capture_output=True, text=True, check=True).stdout
-    speedup, default, n_default, n_forced, same = map(float, out.splitlines()[-1].split())
-    assert speedup < 1, speedup                 # emulated bfloat16 is slower than float32
-    assert default == 0 and n_default == 0      # so the default does not screen in bf16, and says nothing
-    assert n_forced == 1 and same == 1          # forced: one warning for two searches, and still the exact ranking
+def test_no_native_bf16_means_no_screen_by_default(monkeypatch):
+    """Where bf16 products are emulated (`matmul_speedup` 0.02, as measured on AVX2-only EPYCs), the default search does not
+    screen in bf16 and says nothing; screen=True warns once and stays exact. Timings themselves are measured in bench/"""
+    import warnings
+    import fastai_metric.search as S, fastai_metric.core as fm_core
+    monkeypatch.setattr(S, 'matmul_speedup', lambda dtype=None: 0.02)
+    fm_core._warned.clear()
+    g = F.normalize(torch.randn(5000, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert S._screen(S.Search(), 50_000, 20, torch.device('cpu')) != 'bf16'   # a large gallery, few candidates
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter('always')
+        d0, i0 = S.rank_gallery(g[:200], g, 20)                                 # the default: faiss or float32 chunks
+        assert not [w for w in ws if 'screen=True' in str(w.message)]
+        forced = [S.rank_gallery(g[:200], g, 20, screen=True)[1] for _ in range(2)]
+    assert sum('screen=True' in str(w.message) for w in ws) == 1             # forced: one warning for two searches,
+    assert all(torch.equal(f, i0) for f in forced)                            # and still the exact ranking

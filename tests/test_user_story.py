@@ -3,7 +3,7 @@ import pytest
 from conftest import fit_quiet, fit_briefly
 from fastai.vision.all import *
 from fastai_metric.all import *
-from fastai_metric.test_utils import export_round_trip
+from fastai_metric.test_utils import export_round_trip, improves, gallery_map_at_r
 
 CONVERSIONS = {
     'arcface':    (lambda l: l.to_arcface(),                 ArcMarginProduct),
@@ -13,6 +13,7 @@ CONVERSIONS = {
     'xface':      (lambda l: l.to_xface(AddMarginProduct, s=20.), AddMarginProduct),
 }
 
+@pytest.mark.quality
 @pytest.mark.parametrize('name', list(CONVERSIONS))
 def test_one_liner_trains_and_round_trips(name, digits_dls, tmp_path):
     convert, head_cls = CONVERSIONS[name]
@@ -74,15 +75,16 @@ def test_other_learners(arch, digits_dls):
     assert isinstance(learn.model[1][-1], AddMarginProduct)
     fit_briefly(learn)                                      # the head trains in these learners too; how well: the tests above
 
+@pytest.mark.quality
 def test_plain_learner(digits_dls):
     model = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32),
                           nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, digits_dls.c))
     learn = Learner(digits_dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy).to_arcface(s=16, m=0.2)
     assert isinstance(model[-1], ArcMarginProduct)
-    fit_quiet(learn, 3, 3e-2)
+    # MAP@R of validation against training images: 0.64-0.73 over seeds 42, 0, 1 (untrained 0.15-0.17; its 3-NN is already 0.75)
+    improves(learn, lambda l: fit_quiet(l, 3, 3e-2), gallery_map_at_r, bar=0.55, gain=0.3)
     embs, _ = get_embeddings(learn, ds_idx=0)
     assert embs.shape == (len(digits_dls.train_ds), 32)
-    assert knn_accuracy(learn, k=3) > 0.6, knn_accuracy(learn, k=3)          # chance: 0.1 (measured 0.76 on one thread)
 
 class _CPUAutocast(Callback):
     "bfloat16 autocast around the forward pass on CPU (fastai's `MixedPrecision` only autocasts on CUDA); records the head's input dtype"
