@@ -1,0 +1,156 @@
+"""One-shot learning against a published table (issue 29): every method trained on one of Omniglot's minimal background sets,
+measured on Lake et al.'s 20 runs of 20-way within-alphabet one-shot classification (`one_shot_error`), beside raw pixels and the
+published errors.
+
+Recipe (the same for every method, a fastai user's first try): resnet18 from scratch on 28-px images (ink white on black, 3
+channels), `fit_one_cycle(epochs, lr)` with `aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1)`, the
+method's one-liner from `METHODS` with its defaults; cosine 1-NN on the final embedding, and on layer3's pooled features
+(`body_layer(learn, -2)`) of the same learner. Training uses every image of the split; its validation set (one drawer of each
+character, also trained on) only shows the losses. Nothing is chosen on the runs.
+
+    python bench/omniglot.py --write                                      # every method on small1 and small2, seed 0
+    python bench/omniglot.py --methods arcface softmax --seeds 1 2 --merge --write   # more seeds of some, added to the table
+    python bench/omniglot.py --top 5 --top-seeds 1 2 --merge --write      # the 5 best of the table, 2 more seeds each
+    python bench/omniglot.py --methods arcface --split small1 --export models/   # keep the learner (learn.export)
+Data: `--path` (a folder with the zips; default ../shared/omniglot, else downloaded). Writes bench/omniglot_table.csv (one row a
+training), bench/RESULTS.md section `omniglot` with --write, and pictures to bench/pictures/omniglot_*.png."""
+import argparse, time
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from fastai.vision.all import aug_transforms, set_seed, plt
+from fastai_metric.all import *
+from fastai_metric.compare import METHODS, train_method, embed, body_layer
+from fastai_metric.few_shot import show_one_shot
+from fastai_metric.precision import cpu_description
+from fastai_metric.test_utils import shared_data
+from fastai_metric.tsne import tsne_2d, plot_2d
+from common import machine, write_section
+
+HERE = Path(__file__).parent
+TABLE = HERE/'omniglot_table.csv'
+SPLITS = ('small1', 'small2')
+# Lake et al. 2015 (Science) and Koch et al. 2015; errors on the 20 runs, %
+PUBLISHED = [('Bayesian program learning (BPL)', 'small1', 4.3), ('Bayesian program learning (BPL)', 'small2', 4.0),
+             ('deep convolutional net (Lake et al.)', 'small1', 24.0), ('deep convolutional net (Lake et al.)', 'small2', 22.3),
+             ('people', 'background (30 alphabets)', 4.5), ('BPL', 'background (30 alphabets)', 3.3),
+             ('Siamese convnet (Koch et al.)', 'background (30 alphabets)', 8.0),
+             ('deep convolutional net', 'background (30 alphabets)', 13.5),
+             ('Hierarchical Deep', 'background (30 alphabets)', 34.8),
+             ('modified Hausdorff distance (no learning)', 'none', 38.8)]
+
+def split_arrays(split, path, size):
+    "`(x, y, classes, valid_mask)` of a background set: uint8 images, label codes, the character names, one drawer a class"
+    df = omniglot(split, path)
+    classes, y = np.unique(df.character, return_inverse=True)
+    first = df.groupby('character').drawer.transform('min').values == df.drawer.values
+    return omniglot_images(df.file, size), y, classes, first
+
+def run_embedder(learn, size, layer=None):
+    "A function of a run's files: their L2-normalised embeddings by `learn` (pixels with `learn=None`), at `layer`"
+    return lambda files: embed(learn, omniglot_images(files, size), layer=layer)
+
+def one(method, split, seed, a, runs, data):
+    "Train `method` on `split` with `seed` and measure it on the runs; a table row and the learner"
+    x, y, classes, valid = data
+    tfms = aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, size=a.size)
+    start = time.time()
+    learn, spe = train_method(method, x, y, x[valid], y[valid], epochs=a.epochs, lr=a.lr, bs=a.bs, seed=seed, batch_tfms=tfms)
+    minutes = (time.time() - start) / 60
+    err = one_shot_error(run_embedder(learn, a.size), runs).error
+    err3 = one_shot_error(run_embedder(learn, a.size, lambda l: body_layer(l, -2)), runs).error
+    if a.export:
+        Path(a.export).mkdir(parents=True, exist_ok=True)
+        learn.export(Path(a.export).resolve()/f'omniglot_{split}_{method}_s{seed}.pkl')
+    row = dict(split=split, method=method, seed=seed, error=err, error_layer3=err3, sec_per_epoch=spe, minutes=minutes,
+               size=a.size, epochs=a.epochs, cpu=cpu_description())
+    print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()), flush=True)
+    return row, learn
+
+def summary(t):
+    "Mean and spread (min-max) over seeds of each split and method, best first"
+    g = t.groupby(['split', 'method'])
+    s = g.agg(error=('error', 'mean'), lo=('error', 'min'), hi=('error', 'max'), layer3=('error_layer3', 'mean'),
+              lo3=('error_layer3', 'min'), hi3=('error_layer3', 'max'), seeds=('seed', 'nunique'), minutes=('minutes', 'mean'))
+    return s.reset_index().sort_values(['split', 'error'])
+
+def markdown(t):
+    fmt = lambda m, lo, hi, n: f"{100*m:.1f}" + (f" ({100*lo:.1f}-{100*hi:.1f})" if n > 1 else '')
+    out = []
+    for split, s in summary(t).groupby('split', sort=False):
+        px = s[s.method == 'pixels']
+        out += [f'**{split}** (trained on `images_background_{split}` alone; error %, mean (min-max) over the seeds)\n',
+                '| method | seeds | final embedding | layer3 | minutes / training |', '|---|---|---|---|---|']
+        out += [f"| {r.method} | {r.seeds} | {fmt(r.error, r.lo, r.hi, r.seeds)} | {fmt(r.layer3, r.lo3, r.hi3, r.seeds)} | "
+                f"{r.minutes:.1f} |" for r in s.itertuples() if r.method != 'pixels']
+        out += [f"| raw pixels (cosine, {int(t['size'].iloc[0])} px) | – | {100*px.error.iloc[0]:.1f} | – | – |" if len(px) else '']
+        out += [f"| *published: {n}* | | *{e}* | | |" for n, sp, e in PUBLISHED if sp == split] + ['']
+    out += ['**Published with more data** (error %): ' + '; '.join(f'{n} {e} ({sp})' for n, sp, e in PUBLISHED
+                                                                  if sp not in SPLITS) + '.']
+    return '\n'.join(out)
+
+def pictures(learn, runs, size, out):
+    "Two runs' matches (the first two), and a t-SNE of one run's 40 images by character"
+    out.mkdir(parents=True, exist_ok=True)
+    emb = run_embedder(learn, size)
+    figs = [show_one_shot(emb, r) for r in runs[:2]]
+    fig, axs = plt.subplots(1, 2, figsize=(20, 5.5))
+    for ax, f in zip(axs, figs):
+        f.canvas.draw(); ax.imshow(np.asarray(f.canvas.buffer_rgba())); ax.axis('off'); plt.close(f)
+    fig.tight_layout(); fig.savefig(out/'omniglot_runs.png', dpi=70); plt.close(fig)
+    r = runs[0]
+    e = emb(r.train + r.test).numpy()
+    lbl = np.r_[np.arange(20), r.answers]
+    fig = plot_2d(tsne_2d(e, perplexity=10, seed=0), lbl, [f'class {i+1}' for i in range(20)],
+                  f't-SNE of {r.name}: 20 characters of an unseen alphabet, training and test image of each', (7, 7), 30)
+    fig.savefig(out/'omniglot_tsne.png', dpi=60); plt.close(fig)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('--methods', nargs='+', default=None, help='keys of METHODS and pixels (default: all)')
+    p.add_argument('--split', nargs='+', default=list(SPLITS), choices=SPLITS)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0])
+    p.add_argument('--top', type=int, default=0, help="after this run: the K best methods of the table, --top-seeds more each")
+    p.add_argument('--top-seeds', type=int, nargs='+', default=[1, 2])
+    p.add_argument('--size', type=int, default=28); p.add_argument('--epochs', type=int, default=15)
+    p.add_argument('--lr', type=float, default=3e-3); p.add_argument('--bs', type=int, default=128)
+    p.add_argument('--path', default=None, help='folder with the Omniglot zips (default: ../shared/omniglot, else download)')
+    p.add_argument('--export', default=None, help='folder to export each trained learner to')
+    p.add_argument('--merge', action='store_true', help="add these rows to bench/omniglot_table.csv (same split, method, seed replaced)")
+    p.add_argument('--write', action='store_true'); p.add_argument('--pictures', action='store_true')
+    a = p.parse_args()
+    path = a.path or shared_data('omniglot')
+    runs = omniglot_runs(path)
+    methods = a.methods if a.methods is not None else (['pixels'] + list(METHODS) if not a.top else [])
+    old = pd.read_csv(TABLE) if a.merge and TABLE.exists() else pd.DataFrame()
+    rows, best = [], (2., None)
+    for split in a.split:
+        data = split_arrays(split, path, a.size)
+        todo = [(m, s) for m in methods for s in (a.seeds if m != 'pixels' else [0])]
+        if a.top:
+            s = summary(pd.concat([old, pd.DataFrame(rows)]) if rows else old)
+            s = s[(s.method != 'pixels')].groupby('method').error.mean().sort_values()
+            todo += [(m, sd) for m in s.index[:a.top] for sd in a.top_seeds]
+        for m, seed in todo:
+            if m == 'pixels':
+                rows.append(dict(split=split, method='pixels', seed=0, error=one_shot_error(run_embedder(None, a.size), runs).error,
+                                 error_layer3=np.nan, sec_per_epoch=0., minutes=0., size=a.size, epochs=0, cpu=cpu_description()))
+                continue
+            row, learn = one(m, split, seed, a, runs, data)
+            rows.append(row)
+            if row['error'] < best[0]: best = (row['error'], learn)
+    t = pd.DataFrame(rows)
+    if len(old):
+        key = ['split', 'method', 'seed']
+        old = old[~old.set_index(key).index.isin(t.set_index(key).index)]
+        t = pd.concat([old, t], ignore_index=True)
+    t.to_csv(TABLE, index=False)
+    if a.pictures and best[1] is not None: pictures(best[1], runs, a.size, HERE/'pictures')
+    body = (f"resnet18 from scratch, {a.size} px, `fit_one_cycle({a.epochs}, {a.lr})`, batch {a.bs}, "
+            "`aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1)`; each method's one-liner with its defaults "
+            "(`METHODS`); trained on one minimal background set (5 alphabets) and nothing else; error on Lake et al.'s 20 runs "
+            "(400 one-shot trials), cosine 1-NN, on the final embedding and on layer3's pooled features. "
+            f"Every method with seed 0; the best five with seeds 0-2. CPU: {t.cpu.iloc[-1]}. "
+            "Pictures: `bench/pictures/omniglot_runs.png` (test image, then the training image it was matched to: green right, "
+            "red wrong), `omniglot_tsne.png`.\n\n" + markdown(t))
+    print(body)
+    if a.write: write_section('omniglot', 'One-shot Omniglot, minimal splits (issue 29): `python bench/omniglot.py`', body)
