@@ -14,13 +14,14 @@ character, also trained on) only shows the losses. Nothing is chosen on the runs
     python bench/omniglot.py --methods arcface --split small1 --export models/   # keep the learner (learn.export)
 Data: `--path` (a folder with the zips; default ../shared/omniglot, else downloaded). Writes bench/omniglot_table.csv (one row a
 training), bench/RESULTS.md section `omniglot` with --write, and pictures to bench/pictures/omniglot_*.png."""
-import argparse, time
+import argparse, ast, functools, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.vision.all import aug_transforms, set_seed, plt
+from fastai.vision.all import aug_transforms, set_seed, plt, Learner
 from fastai_metric.all import *
 from fastai_metric.compare import METHODS, train_method, embed, body_layer
 from fastai_metric.few_shot import show_one_shot
+from fastai_metric.augment import RandomThickness, RandomElastic, rotated_classes
 from fastai_metric.precision import cpu_description
 from fastai_metric.test_utils import shared_data
 from fastai_metric.tsne import tsne_2d, plot_2d
@@ -49,20 +50,57 @@ def run_embedder(learn, size, layer=None):
     "A function of a run's files: their L2-normalised embeddings by `learn` (pixels with `learn=None`), at `layer`"
     return lambda files: embed(learn, omniglot_images(files, size), layer=layer)
 
+# Named recipes (issue 30): a method of `METHODS` or `to_<name>(...)` with its arguments, then training settings (see `parse`)
+RECIPES = {}
+TRAIN = dict(size=28, epochs=15, lr=3e-3, bs=128, rot=1, aug='affine', arch='resnet18')
+
+def _value(v):
+    "A recipe's value: a Python literal, else the word itself (`aug=strokes`, `miner=hard`)"
+    try: return ast.literal_eval(v)
+    except (ValueError, SyntaxError): return v
+
+def parse(recipe, **defaults):
+    """`(conversion, settings)` of a recipe: a name (a key of `METHODS`, or `x` for `learn.to_x(...)`) and `key=value`s;
+    `size`, `epochs`, `lr`, `bs`, `rot` (rotations as classes: 1 or 4), `aug` ('none', 'affine', 'strokes'), `arch` are
+    training settings, the rest are the conversion's arguments"""
+    recipe = RECIPES.get(recipe, recipe)
+    name, *args = recipe.split()
+    kw = {k: _value(v) for k, v in (x.split('=', 1) for x in args)}
+    st = {**TRAIN, **defaults, **{k: kw.pop(k) for k in list(kw) if k in TRAIN}}
+    if name in METHODS and not kw: return METHODS[name], st
+    if name not in METHODS and not hasattr(Learner, f'to_{name}') and name != 'add_center_loss':
+        raise ValueError(f"Unknown recipe {recipe!r}: a key of METHODS or a learn.to_<name> method")
+    return (lambda l: getattr(l, name if name == 'add_center_loss' else f'to_{name}')(**kw)), st
+
+def batch_tfms(st):
+    "The recipe's augmentation: fastai's affine transforms, plus stroke thickness and elastic distortion for 'strokes'"
+    if st['aug'] == 'none': return None
+    tfms = aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, size=st['size'])
+    return tfms + ([RandomThickness(p=0.5), RandomElastic(p=0.5, magnitude=0.03)] if st['aug'] == 'strokes' else [])
+
+def train_recipe(recipe, x, y, valid, seed, **defaults):
+    "`(learner, sec_per_epoch, settings)`: the recipe trained on images `x` (uint8, at the recipe's size) and labels `y`"
+    convert, st = parse(recipe, **defaults)
+    if st['rot'] > 1: (x, y), valid = rotated_classes(x, y, st['rot']), np.tile(valid, st['rot'])
+    from fastai.vision import models
+    learn, spe = train_method(convert, x, y, x[valid], y[valid], epochs=st['epochs'], lr=st['lr'], bs=st['bs'], seed=seed,
+                              batch_tfms=batch_tfms(st), arch=getattr(models, st['arch'], st['arch']))
+    return learn, spe, st
+
 def one(method, split, seed, a, runs, data):
-    "Train `method` on `split` with `seed` and measure it on the runs; a table row and the learner"
-    x, y, classes, valid = data
-    tfms = aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, size=a.size)
+    """Train `method` (or a recipe) on `split` with `seed` and measure it on the runs; a table row and the learner (`data`:
+    the split's arrays at a size)"""
+    x, y, classes, valid = data(parse(method, size=a.size)[1]['size'])
     start = time.time()
-    learn, spe = train_method(method, x, y, x[valid], y[valid], epochs=a.epochs, lr=a.lr, bs=a.bs, seed=seed, batch_tfms=tfms)
+    learn, spe, st = train_recipe(method, x, y, valid, seed, size=a.size, epochs=a.epochs, lr=a.lr, bs=a.bs)
     minutes = (time.time() - start) / 60
-    err = one_shot_error(run_embedder(learn, a.size), runs).error
-    err3 = one_shot_error(run_embedder(learn, a.size, lambda l: body_layer(l, -2)), runs).error
+    err = one_shot_error(run_embedder(learn, st['size']), runs).error
+    err3 = one_shot_error(run_embedder(learn, st['size'], lambda l: body_layer(l, -2)), runs).error
     if a.export:
         Path(a.export).mkdir(parents=True, exist_ok=True)
         learn.export(Path(a.export).resolve()/f'omniglot_{split}_{method}_s{seed}.pkl')
     row = dict(split=split, method=method, seed=seed, error=err, error_layer3=err3, sec_per_epoch=spe, minutes=minutes,
-               size=a.size, epochs=a.epochs, cpu=cpu_description())
+               size=st['size'], epochs=st['epochs'], cpu=cpu_description())
     print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()), flush=True)
     return row, learn
 
@@ -116,15 +154,17 @@ if __name__ == '__main__':
     p.add_argument('--path', default=None, help='folder with the Omniglot zips (default: ../shared/omniglot, else download)')
     p.add_argument('--export', default=None, help='folder to export each trained learner to')
     p.add_argument('--merge', action='store_true', help="add these rows to bench/omniglot_table.csv (same split, method, seed replaced)")
+    p.add_argument('--table', default=str(TABLE), help='the table (CSV) to write (default bench/omniglot_table.csv)')
     p.add_argument('--write', action='store_true'); p.add_argument('--pictures', action='store_true')
     a = p.parse_args()
     path = a.path or shared_data('omniglot')
     runs = omniglot_runs(path)
     methods = a.methods if a.methods is not None else (['pixels'] + list(METHODS) if not a.top else [])
-    old = pd.read_csv(TABLE) if a.merge and TABLE.exists() else pd.DataFrame()
-    rows, best = [], (2., None)
+    table = Path(a.table)
+    old = pd.read_csv(table) if a.merge and table.exists() else pd.DataFrame()
+    rows, best = [], (2., None, a.size)
     for split in a.split:
-        data = split_arrays(split, path, a.size)
+        data = functools.lru_cache(lambda size, split=split: split_arrays(split, path, size))
         todo = [(m, s) for m in methods for s in (a.seeds if m != 'pixels' else [0])]
         if a.top:
             s = summary(pd.concat([old, pd.DataFrame(rows)]) if rows else old)
@@ -137,14 +177,14 @@ if __name__ == '__main__':
                 continue
             row, learn = one(m, split, seed, a, runs, data)
             rows.append(row)
-            if row['error'] < best[0]: best = (row['error'], learn)
+            if row['error'] < best[0]: best = (row['error'], learn, row['size'])
     t = pd.DataFrame(rows)
     if len(old):
         key = ['split', 'method', 'seed']
         old = old[~old.set_index(key).index.isin(t.set_index(key).index)]
         t = pd.concat([old, t], ignore_index=True)
-    t.to_csv(TABLE, index=False)
-    if a.pictures and best[1] is not None: pictures(best[1], runs, a.size, HERE/'pictures')
+    t.to_csv(table, index=False)
+    if a.pictures and best[1] is not None: pictures(best[1], runs, best[2], HERE/'pictures')
     body = (f"resnet18 from scratch, {a.size} px, `fit_one_cycle({a.epochs}, {a.lr})`, batch {a.bs}, "
             "`aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1)`; each method's one-liner with its defaults "
             "(`METHODS`); trained on one minimal background set (5 alphabets) and nothing else; error on Lake et al.'s 20 runs "

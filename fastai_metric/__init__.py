@@ -3,6 +3,7 @@
 Modules:
 
 - `fastai_metric.all`: Everything a user calls: `from fastai_metric.all import *`. Helpers stay importable from their modules.
+- `fastai_metric.augment`: Batch transforms for drawn characters and symbols (Omniglot, handwriting, sketches): stroke thickness and elastic distortion, as fastai `RandTransform`s beside `aug_transforms`; and rotations as new classes.
 - `fastai_metric.batches`: `balanced_dl`: a fastai DataLoader over the same data and transforms whose every batch holds P classes × K items, what triplet mining needs.
 - `fastai_metric.cli`: `fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes; `--compare` runs every method side by side; `fastai-metric index` and `fastai-metric search` build and query a gallery.
 - `fastai_metric.compare`: Every method side by side on the same data, backbone and schedule: closed-set retrieval, unseen classes, unknown- class detection; a table, a t-SNE grid and bar charts.

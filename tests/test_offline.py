@@ -9,7 +9,7 @@ ROOT = Path(__file__).parent.parent
 IMAGE = ['torch', 'torchvision', 'numpy', 'scipy', 'scikit-learn', 'pandas', 'matplotlib', 'pillow', 'timm', 'pytest']
 # what the GPU check runs: the package, the GPU suite and its fixtures, the two benchmarks
 CHECKED = [*sorted((ROOT/'fastai_metric').glob('*.py')), ROOT/'tests'/'test_cuda.py', ROOT/'tests'/'conftest.py',
-           ROOT/'bench'/'quality.py', ROOT/'bench'/'retrieval.py', ROOT/'bench'/'common.py']
+           ROOT/'bench'/'quality.py', ROOT/'bench'/'retrieval.py', ROOT/'bench'/'common.py', ROOT/'bench'/'omniglot.py']
 OPTIONAL = {'accelerate'}   # imported only by multi-GPU training (fastai.distributed), skipped on one GPU
 
 def _norm(name): return re.sub(r'[-_.]+', '-', name).lower()

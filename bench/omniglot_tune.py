@@ -1,0 +1,83 @@
+"""Choosing a one-shot recipe without the runs (issue 30): train on a minimal background set with one alphabet held out, and
+score 20-way 1-shot episodes drawn within the held-out alphabet (`few_shot_accuracy`): characters the model never saw, as in
+Lake's runs, but from the background set only. Lake's 20 runs are measured by `bench/omniglot.py` once a recipe is fixed.
+
+A recipe is a string as in `bench/omniglot.py` (`parse`): a method and its arguments, then training settings, e.g.
+    "arcface s=16 m=0.2"   "arcface s=16 m=0.2 rot=4 aug=strokes size=40 epochs=20"   "softmax rot=4"
+
+    python bench/omniglot_tune.py --split small1 --recipes "arcface s=16 m=0.2" "arcface s=16 m=0.2 rot=4" [--folds 2]
+    python bench/omniglot_tune.py --write            # the table so far into bench/RESULTS.md (section omniglot_tune)
+Rows go to bench/omniglot_tune_table.csv (same recipe, split and held-out alphabet: replaced). Folds: the split's alphabets with
+at least 20 characters, largest first (small1: Korean 40, Latin 26, Balinese 24, Greek 24, Early_Aramaic 22; small2:
+Japanese_(katakana) 47, Sanskrit 42, Latin 26, Greek 24; Tagalog's 17 are too few for 20-way episodes)."""
+import argparse, time
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from fastai_metric.all import *
+from fastai_metric.compare import embed, body_layer
+from fastai_metric.test_utils import shared_data
+from omniglot import train_recipe, split_arrays, parse
+from common import write_section
+
+HERE = Path(__file__).parent
+TABLE = HERE/'omniglot_tune_table.csv'
+
+def folds(split, path, n):
+    "The held-out alphabets: those with at least 20 characters, largest first"
+    counts = omniglot(split, path).groupby('alphabet').character.nunique().sort_values(ascending=False, kind='stable')
+    return list(counts[counts >= 20].index[:n])
+
+def validate(recipe, split, held, path, seed, n_episodes):
+    "Train `recipe` without the alphabet `held`; 20-way 1-shot episode error within it, final embedding and layer3"
+    df = omniglot(split, path)
+    size = parse(recipe)[1]['size']
+    x, y, classes, valid = split_arrays(split, path, size)
+    out = (df.alphabet == held).values
+    keep = np.flatnonzero(~out)
+    _, y_in = np.unique(y[keep], return_inverse=True)
+    start = time.time()
+    learn, spe, st = train_recipe(recipe, x[keep], y_in, valid[keep], seed)
+    minutes = (time.time() - start) / 60
+    res = {}
+    for name, layer in (('error', None), ('error_layer3', lambda l: body_layer(l, -2))):
+        e = embed(learn, x[out], layer=layer)
+        res[name] = 1 - few_shot_accuracy(e, y[out], n_way=20, k_shot=1, n_episodes=n_episodes, seed=0).accuracy
+    row = dict(recipe=recipe, split=split, held_out=held, seed=seed, **res, minutes=minutes, sec_per_epoch=spe,
+               cpu=cpu_description())
+    print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()), flush=True)
+    return row
+
+def markdown(t):
+    g = t.groupby(['split', 'recipe'], sort=False)
+    s = g.agg(error=('error', 'mean'), layer3=('error_layer3', 'mean'), folds=('held_out', 'nunique'),
+              held=('held_out', lambda h: ', '.join(sorted(set(h)))), minutes=('minutes', 'mean')).reset_index()
+    out = []
+    for split, d in s.groupby('split', sort=False):
+        out += [f'**{split}**: 20-way 1-shot episode error % on held-out alphabets (mean over them), final embedding and layer3\n',
+                '| recipe | held out | final | layer3 | minutes / training |', '|---|---|---|---|---|']
+        out += [f"| `{r.recipe}` | {r.held} | {100*r.error:.1f} | {100*r.layer3:.1f} | {r.minutes:.1f} |" for r in d.itertuples()]
+        out.append('')
+    return '\n'.join(out)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('--recipes', nargs='*', default=[]); p.add_argument('--split', nargs='+', default=['small1'])
+    p.add_argument('--folds', type=int, default=1, help='held-out alphabets per recipe (largest first)')
+    p.add_argument('--seed', type=int, default=0); p.add_argument('--episodes', type=int, default=500)
+    p.add_argument('--path', default=None); p.add_argument('--write', action='store_true')
+    a = p.parse_args()
+    path = a.path or shared_data('omniglot')
+    t = pd.read_csv(TABLE) if TABLE.exists() else pd.DataFrame()
+    for split in a.split:
+        for held in folds(split, path, a.folds):
+            for r in a.recipes:
+                row = validate(r, split, held, path, a.seed, a.episodes)
+                if len(t): t = t[~((t.recipe == r) & (t.split == split) & (t.held_out == held) & (t.seed == a.seed))]
+                t = pd.concat([t, pd.DataFrame([row])], ignore_index=True)
+                t.to_csv(TABLE, index=False)
+    if len(t):
+        body = ("Each recipe trained on a minimal background set without one alphabet, scored on 20-way 1-shot episodes within "
+                f"that alphabet (500 episodes, cosine, nearest example); one seed. CPU: {t.cpu.iloc[-1]}.\n\n" + markdown(t))
+        print(body)
+        if a.write: write_section('omniglot_tune', 'One-shot recipes chosen on held-out background alphabets (issue 30): '
+                                                  '`python bench/omniglot_tune.py`', body)
