@@ -63,3 +63,12 @@ def test_long_lines():
     lines = [l for f in (ROOT/'fastai_metric').glob('*.py') if f.name != '_modidx.py' for l in f.read_text().splitlines()]
     long = [l for l in lines if len(l) > 120]
     assert len(long) <= 0.02 * len(lines), f'{len(long)} of {len(lines)} lines are longer than 120 characters'
+
+def test_notebooks_are_valid():
+    "Every notebook passes nbformat's schema (nbconvert, so the docs build, refuses one that does not)"
+    import nbformat
+    bad = {}
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        try: nbformat.validate(nbformat.read(nb, as_version=4))
+        except nbformat.ValidationError as e: bad[nb.name] = str(e).splitlines()[0]
+    assert not bad, f'{bad}: run `python tools/exec_nbs.py --tidy nbs/*.ipynb`'

@@ -1,6 +1,6 @@
 """Execute notebooks in place and keep tidy outputs: `python tools/exec_nbs.py [--slow] nbs/*.ipynb`.
 
-Cells flagged `slow`/`cuda`/`notest` are skipped (as in CI); with `--slow` the `slow` cells run too, so their outputs are kept. Console progress bars (carriage-return redraws) are collapsed to their final
+Each cell's timing metadata is dropped (the notebook schema refuses it). Cells flagged `slow`/`cuda`/`notest` are skipped (as in CI); with `--slow` the `slow` cells run too, so their outputs are kept. Console progress bars (carriage-return redraws) are collapsed to their final
 line, so saved outputs keep fastai's results table but not hundreds of redraws; the import-time `torch.jit` deprecation warning is dropped."""
 import json, re, sys, time
 from pathlib import Path
@@ -19,6 +19,9 @@ _noise = re.compile(r'torch\.jit\.script. is deprecated|^\s*warnings\.warn\(')
 def tidy(fn):
     nb = json.loads(Path(fn).read_text())
     for c in nb['cells']:
+        # execnb records each cell's timing as `metadata.execution` with a float `total`; the notebook schema wants strings
+        # there, and nbconvert (so the docs build) refuses such a notebook: drop it
+        c.get('metadata', {}).pop('execution', None)
         if c['cell_type'] != 'code': continue
         outs = []
         for o in c.get('outputs', []):
@@ -31,6 +34,9 @@ def tidy(fn):
     Path(fn).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 if __name__ == '__main__':
+    if sys.argv[1:2] == ['--tidy']:                      # tidy saved notebooks without running them
+        for fn in sys.argv[2:]: tidy(fn)
+        sys.exit()
     ok_all = True
     args = sys.argv[1:]
     skip = ['notest', 'cuda'] + ([] if '--slow' in args else ['slow'])
