@@ -152,7 +152,7 @@ def mark_weights(m:nn.Module, hint:str, load_hook:callable):
     m.register_state_dict_post_hook(_mark_state)
     m.register_load_state_dict_pre_hook(load_hook)
 
-# %% ../nbs/00_core.ipynb #930d2362
+# %% ../nbs/00_core.ipynb #d51421fc
 class MetricHead(Module):
     "Base of the heads that take the place of a final `nn.Linear`: float32 maths, training labels from `LabelCatcher`"
     needs_label,is_final_layer = True,True
@@ -180,6 +180,9 @@ class MetricHead(Module):
             return self.logits(x.float(), self.weight.float(), label)
 
     def logits(self, x, w, label): raise NotImplementedError(f"{type(self).__name__} must define `logits`")
+    def embedding(self, x:Tensor) -> Tensor:
+        "The embedding the head classifies, from its input `x` (`get_embeddings` returns it): `x` itself by default"
+        return x
 
     def _check_label(self, label, x):
         _,label = check_embs_lbls(x, label)
@@ -263,8 +266,10 @@ class EmbeddingOutput(nn.Identity):
         mark_weights(self, "an embedding model's weights; load them into a learner converted with learn.to_triplet() "
                            "or to_metric_loss()", _output_load_hook)
 
-# %% ../nbs/00_core.ipynb #3bade319
-def _layer_input(m, i, o): return i[0]
+# %% ../nbs/00_core.ipynb #8b2eab2e
+def _layer_input(m, i, o):
+    "The embedding at the layer `m`: its input, as the head itself sees it (e.g. on the L2-constrained head's sphere)"
+    return m.embedding(i[0]) if isinstance(m, MetricHead) else i[0]
 
 def hook_embedding(model:nn.Module, detach:bool=False) -> Hook:
     """A `Hook` whose `stored` is the embedding of the last forward pass of `model`: use it in a `with` block, or

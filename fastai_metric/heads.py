@@ -105,7 +105,7 @@ class SphereProduct(CosineProduct):
 
     def scale(self, x): return x.norm(dim=1, keepdim=True)
 
-# %% ../nbs/06_heads.ipynb #69dbfb1d
+# %% ../nbs/06_heads.ipynb #fe39a6ca
 class L2ConstrainedLinear(MetricHead):
     "A `Linear` classifier on embeddings L2-normalised per sample and scaled to `alpha`"
     needs_label = False
@@ -118,7 +118,8 @@ class L2ConstrainedLinear(MetricHead):
         self.alpha = alpha
         bound = 1/math.sqrt(in_features)
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
-    def logits(self, x, w, label): return F.linear(self.alpha*F.normalize(x, dim=1), w, self.bias.float())
+    def embedding(self, x): return self.alpha*F.normalize(x.float(), dim=1)
+    def logits(self, x, w, label): return F.linear(self.embedding(x), w, self.bias.float())
 
 # %% ../nbs/06_heads.ipynb #87827df3
 def metric_heads(model:nn.Module, needs_label:bool=True) -> list:

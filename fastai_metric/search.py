@@ -32,7 +32,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     if lbls is None: return embs,None
     return embs,check_embs_lbls(embs, lbls, what)[1].cpu()
 
-# %% ../nbs/08_search.ipynb #6b285a69
+# %% ../nbs/08_search.ipynb #7337ff71
 def check_distance(distance:str) -> str:
     "`distance`, or a clear error unless it is 'cosine' or 'euclidean'"
     if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
@@ -59,6 +59,9 @@ class Search:
                              "(the torch backend is exact)")
         if screen not in (None, True, False, 'faiss'):
             raise ValueError(f"screen={screen!r}: use None (chosen by the hardware), True (bfloat16), 'faiss' or False")
+        if screen in (True, 'faiss') and distance != 'cosine':
+            raise ValueError(f"screen={screen!r} screens cosine searches (its bound holds for unit vectors): with "
+                             f"distance={distance!r} leave screen=None or False (exact float32)")
         if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
             raise ValueError(f"chunk_size={chunk_size!r}: give a positive number of queries per chunk, or None for "
                              "the default")

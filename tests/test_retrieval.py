@@ -57,8 +57,9 @@ def test_against_brute_force(case):
     ref = _brute(q, ql, q if loo else g, ql if loo else gl, topk, distance, loo)
     ours = retrieval_metrics(*args, topk=topk, distance=distance)
     chunked = retrieval_metrics(*args, topk=topk, distance=distance, chunk_size=chunk)
-    screened = retrieval_metrics(*args, topk=topk, distance=distance, screen=True)    # bf16 screening + exact ranking (cosine)
-    by_faiss = retrieval_metrics(*args, topk=topk, distance=distance, screen='faiss')  # faiss's float32 candidates, ranked exactly
+    # bf16 screening, or faiss's float32 candidates, then exact ranking (cosine only: refused for euclidean)
+    screen = (lambda s: retrieval_metrics(*args, topk=topk, distance=distance, screen=s)) if distance == 'cosine' else (lambda s: ours)
+    screened, by_faiss = screen(True), screen('faiss')
     assert set(ref) <= set(ours)
     for k, v in ref.items():
         assert ours[k] == pytest.approx(v, abs=1e-9), (k, ours[k], v)
