@@ -30,4 +30,4 @@ Modules:
 - `fastai_metric.train_metrics`: `RecallAtK`, `MapAtR`, `PrecisionAtK`: fastai metrics that collect the validation embeddings each epoch and show retrieval quality in the progress table; `learn.retrieval_metrics()`.
 - `fastai_metric.tsne`: `plot_tsne(learn)`: a 2-D map of the embeddings by openTSNE, points coloured by class, with a stratified subsample for large sets."""
 
-__version__ = "0.0.1"
+__version__ = "0.1.0"
