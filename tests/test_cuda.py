@@ -8,7 +8,7 @@ import numpy as np, pytest, torch
 from fastai.vision.all import *
 from fastai.callback.fp16 import MixedPrecision
 from fastai_metric.all import *
-from fastai_metric.core import embedding_layer
+from fastai_metric.classifier import embedding_layer
 from fastai_metric.tsne import subsample_idxs, tsne_figure
 from fastai_metric.metric_learner import get_miner
 from fastai_metric.search import distinct_rows, ranked_chunks, rank_gallery

@@ -12,7 +12,7 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
 PAGES = {   # page: (title, what must be rendered in it)
     'index.html': ('fastai_metric', 'Which one-liner for which problem'),
     'tutorials/tutorial.evaluation/index.html': ('Tutorial: evaluating retrieval and unknown classes', 'img'),
-    'api/06_heads/index.html': ('Margin heads', 'def ArcMarginProduct('),
+    'api/09_heads/index.html': ('Margin heads', 'def ArcMarginProduct('),
 }
 pytestmark = [pytest.mark.skipif(not (SITE/'index.html').exists(), reason='the docs site is not built: python tools/docs.py'),
               pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian's chromium package)")]

@@ -147,9 +147,9 @@ def test_no_native_bf16_means_no_screen_by_default(monkeypatch):
     """Where bf16 products are emulated (`matmul_speedup` 0.02, as measured on AVX2-only EPYCs), the default search does not
     screen in bf16 and says nothing; screen=True warns once and stays exact. Timings themselves are measured in bench/"""
     import warnings
-    import fastai_metric.search as S, fastai_metric.core as fm_core
+    import fastai_metric.search as S, fastai_metric.checks as fm_checks
     monkeypatch.setattr(S, 'matmul_speedup', lambda dtype=None: 0.02)
-    fm_core._warned.clear()
+    fm_checks._warned.clear()
     g = F.normalize(torch.randn(5000, 32, generator=torch.Generator().manual_seed(0)), dim=1)
     assert S._screen(S.Search(), 50_000, 20, torch.device('cpu')) != 'bf16'   # a large gallery, few candidates
     with warnings.catch_warnings(record=True) as ws:

@@ -2,7 +2,7 @@
 
     python tools/mutate.py no_training          # fastai's optimisers never step
     python tools/mutate.py triplet_weight       # learn.add_triplet(weight) ignores weight
-    python tools/mutate.py no_training --nbs 15_metric_learner tutorial.evaluation --no-tests    # a part
+    python tools/mutate.py no_training --nbs 18_metric_learner tutorial.evaluation --no-tests    # a part
 
 The mutation is a `sitecustomize` on `PYTHONPATH` (`tools/mutations/`): it patches fastai (or the library) as the target module is
 imported, in every process, without touching the code. Each check the mutation should break then runs on its own:
