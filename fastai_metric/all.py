@@ -3,7 +3,7 @@
 Importing also adds the library's `Learner` methods (`to_arcface`, `to_triplet`, `add_center_loss`, `to_amp`...) and applies the
 two `patches` that let `distrib_ctx` train on CPUs; nothing else of fastai changes."""
 from .classifier import MetricHead, EmbeddingOutput, swap_classifier, classifier_layer, final_layer
-from .embeddings import EmbeddingModel, embedding_model, get_embeddings
+from .embeddings import EmbeddingModel, embedding_model, get_embeddings, SHIFTS
 from .data import digits_folder, digits_arrays, fashion_mnist, FASHION_CLASSES, mnist_5k, array_dls
 from .precision import DeviceMixedPrecision, matmul_speedup, cpu_description
 from .distributed import GatheredLoss

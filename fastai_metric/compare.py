@@ -50,7 +50,7 @@ METHODS = {
 }
 BASELINES = ('pixels', 'imagenet')   # no training: raw pixels, and the frozen ImageNet features of a pretrained body
 
-# %% ../nbs/24_compare.ipynb #e8acd746
+# %% ../nbs/24_compare.ipynb #74e3729e
 def train_method(
     method:str|Callable, # A key of `METHODS`, or your own conversion `learn -> learn`
     x_train:np.ndarray, y_train:np.ndarray, # Training images (uint8) and labels
@@ -107,12 +107,13 @@ def embed(
     x:np.ndarray, # uint8 images
     bs:int=256, # Batch size
     layer:nn.Module|Callable=None, # Embed with this module's pooled output (or a function `learn -> module`, e.g. `body_layer`)
+    shifts:list=None, # Test-time augmentation: pixel shifts `(dy, dx)` whose embeddings are averaged (`SHIFTS`)
 ) -> Tensor:
     "L2-normalised embeddings `(N,D)` of uint8 images `x` by `learn`; `learn=None`: the pixels themselves"
     if learn is None: return F.normalize(torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 255), dim=1)
     if layer is not None and not isinstance(layer, nn.Module): layer = layer(learn)
     dl = learn.dls.test_dl([(im, None) for im in x], bs=bs)
-    with learn.no_bar(): return get_embeddings(learn, dl=dl, normalize=True, layer=layer)[0]
+    with learn.no_bar(): return get_embeddings(learn, dl=dl, normalize=True, layer=layer, shifts=shifts)[0]
 
 # %% ../nbs/24_compare.ipynb #b5de94c4
 def _subset(x, y, classes): m = np.isin(y, classes); return x[m],y[m]

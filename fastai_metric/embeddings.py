@@ -15,8 +15,9 @@ from .checks import *
 from .classifier import *
 
 # %% auto #0
-__all__ = ['hook_embedding', 'ModelWrapper', 'EmbeddingModel', 'body_feature_model', 'embedding_model', 'EmbeddingCatcher',
-           'no_aug', 'distributed_order', 'pooled_output', 'get_embeddings']
+__all__ = ['SHIFTS', 'hook_embedding', 'ModelWrapper', 'EmbeddingModel', 'body_feature_model', 'embedding_model',
+           'EmbeddingCatcher', 'no_aug', 'distributed_order', 'pooled_output', 'ShiftInput', 'shift_images',
+           'get_embeddings']
 
 # %% ../nbs/03_embeddings.ipynb #79ec0142
 def _layer_input(m, i, o):
@@ -113,7 +114,7 @@ def _dataset_order(gathered, n, *ts):
         return out
     return tuple(put(t) for t in ts)
 
-# %% ../nbs/03_embeddings.ipynb #1d0b885d
+# %% ../nbs/03_embeddings.ipynb #9f5a40e0
 _concat_pool = AdaptiveConcatPool2d(1)
 
 def pooled_output(m:nn.Module, i, o:Tensor) -> Tensor:
@@ -132,21 +133,50 @@ def _hook_layer(model, layer):
                          "layers, e.g. `learn.model[0][-2]`")
     return Hook(layer, pooled_output, detach=False)
 
+class ShiftInput(Callback):
+    "Shift each batch's images by `(dy, dx)` pixels (zeros come in): a test-time augmentation for `get_embeddings`"
+    order = 5
+    def __init__(self, dy:int, dx:int): store_attr()
+    def before_batch(self):
+        x = self.xb[0]
+        if x.ndim != 4: raise ValueError(f"shifts= moves images (batches of shape (B,C,H,W)), not inputs of shape "
+                                         f"{tuple(x.shape)}: leave shifts out for such data")
+        self.learn.xb = (shift_images(x, self.dy, self.dx), *self.xb[1:])
+
+def shift_images(x:Tensor, dy:int, dx:int) -> Tensor:
+    "Images `x` `(B,C,H,W)` moved `dy` pixels down and `dx` right, zeros coming in"
+    h,w = x.shape[-2:]
+    out = torch.zeros_like(x)
+    out[..., max(dy,0):h+min(dy,0), max(dx,0):w+min(dx,0)] = x[..., max(-dy,0):h+min(-dy,0), max(-dx,0):w+min(-dx,0)]
+    return out
+
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))   # the image and its four one-pixel moves
+
 def get_embeddings(
     learn:Learner, # A (trained) learner
     ds_idx:int=1, # Index of `learn.dls` to embed (0 train, 1 valid), with validation transforms
     dl:DataLoader=None, # Or any `DataLoader`, e.g. from `learn.dls.test_dl(items)`
     normalize:bool=False, # L2-normalise the embeddings
     layer:nn.Module=None, # Embed with this module's (pooled) output instead, e.g. `learn.model[0][-2]`: better on unseen classes
+    shifts:list=None, # Test-time augmentation: mean of the unit embeddings of the images moved by each `(dy, dx)`, e.g. `SHIFTS`
 ) -> tuple:
     "Embeddings `(N,D)` and labels `(N,)` (or `None` without targets), float32 on the CPU, in dataset order"
+    if shifts is not None:
+        if not len(shifts): raise ValueError("shifts=[]: give at least one (dy, dx), e.g. SHIFTS")
+        parts = [_embeddings(learn, ds_idx, dl, True, layer, s) for s in shifts]
+        embs = torch.stack([e for e,_ in parts]).mean(0)
+        return (F.normalize(embs, dim=1) if normalize else embs),parts[0][1]
+    return _embeddings(learn, ds_idx, dl, normalize, layer)
+
+def _embeddings(learn, ds_idx, dl, normalize, layer, shift=None):
     dl = _embed_dl(learn, ds_idx, dl)
     model = get_model(learn.model)
     was_training = model.training
     try:
         with _hook_layer(model, layer) as h, no_aug(getattr(dl, 'dataset', None)), _local_preds(learn):
             catcher = EmbeddingCatcher(h)
-            res = learn.get_preds(dl=dl, act=noop, cbs=catcher)[0]
+            cbs = [catcher] + ([ShiftInput(*shift)] if shift is not None else [])
+            res = learn.get_preds(dl=dl, act=noop, cbs=cbs)[0]
     finally: model.train(was_training)
     embs,lbls = (res[0], res[1]) if isinstance(res, (tuple,list)) else (res, None)
     embs,lbls = _dataset_order(catcher.gathered, len(dl.dataset), _as_plain(embs).float(), _as_plain(lbls))

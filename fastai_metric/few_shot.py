@@ -18,7 +18,7 @@ from .omniglot import OneShotRun, omniglot_image
 # %% auto #0
 __all__ = ['OneShotResult', 'FewShotResult', 'embed_files', 'one_shot_error', 'episodes', 'few_shot_accuracy', 'show_one_shot']
 
-# %% ../nbs/28_few_shot.ipynb #fdb9137d
+# %% ../nbs/28_few_shot.ipynb #3acdf75c
 OneShotResult = namedtuple('OneShotResult', 'error run_errors')
 FewShotResult = namedtuple('FewShotResult', 'accuracy low high')
 
@@ -27,6 +27,7 @@ def embed_files(
     files:list, # Image files
     layer:nn.Module|Callable=None, # A learner's embedding at this module's pooled output (or a function `learn -> module`)
     load:Callable=None, # Turns the files into the items the learner's `test_dl` takes (default: the files)
+    shifts:list=None, # A learner's test-time augmentation: pixel shifts whose embeddings are averaged (`SHIFTS`)
 ) -> Tensor:
     "Embeddings `(N,D)` (float32, CPU) of image files by a learner (its validation transforms) or by a function"
     if not isinstance(learn_or_embed, Learner):
@@ -40,7 +41,7 @@ def embed_files(
     learn = learn_or_embed
     if layer is not None and not isinstance(layer, nn.Module): layer = layer(learn)
     dl = learn.dls.test_dl(list(load(files) if load else files))
-    with learn.no_bar(): return get_embeddings(learn, dl=dl, layer=layer)[0]
+    with learn.no_bar(): return get_embeddings(learn, dl=dl, layer=layer, shifts=shifts)[0]
 
 @delegates(Search)
 def one_shot_error(
@@ -48,6 +49,7 @@ def one_shot_error(
     runs:list, # `OneShotRun`s, e.g. `omniglot_runs()`
     layer:nn.Module|Callable=None, # Embed at this module (or `learn -> module`, e.g. `body_layer`) instead of the embedding
     load:Callable=None, # Turns a run's files into what the learner's `test_dl` takes (default: the files)
+    shifts:list=None, # A learner's test-time augmentation: pixel shifts whose embeddings are averaged (`SHIFTS`)
     search:Search=None, # How to compare embeddings (default: cosine); or its settings as keywords
     **kwargs
 ) -> OneShotResult:
@@ -57,7 +59,7 @@ def one_shot_error(
     sr = as_search(search, **kwargs)
     errs = []
     for r in runs:
-        tr,te = (embed_files(learn_or_embed, fs, layer, load) for fs in (r.train, r.test))
+        tr,te = (embed_files(learn_or_embed, fs, layer, load, shifts) for fs in (r.train, r.test))
         nearest = rank_gallery(te, tr, 1, sr)[1][:, 0].numpy()
         errs.append(float((nearest != np.asarray(r.answers)).mean()))
     counts = np.array([len(r.test) for r in runs])

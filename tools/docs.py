@@ -7,7 +7,7 @@ lines removed, and the code of `show_doc` cells hidden (their output, the signat
 first, then one API page per numbered notebook in the module order; the hand-written pages of docs/ (home, guides) lead, and
 bench/RESULTS.md is the Benchmarks page. `--serve` serves the site on localhost:8000 after building it. With Quarto installed,
 `nbdev-docs` still builds nbdev's own site from nbs/."""
-import json, re, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,8 @@ def build(serve=False):
     cfg['nav'] = stage()
     gen = ROOT/'.mkdocs.gen.yml'
     gen.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-    r = subprocess.run([sys.executable, '-m', 'mkdocs', 'serve' if serve else 'build', '--strict', '-f', str(gen)], cwd=ROOT)
+    r = subprocess.run([sys.executable, '-m', 'mkdocs', 'serve' if serve else 'build', '--strict', '-f', str(gen)], cwd=ROOT,
+                       env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
     if r.returncode: sys.exit(r.returncode)
     print(f'site: {SITE}')
 
