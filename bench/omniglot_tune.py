@@ -39,8 +39,9 @@ def validate(recipe, split, held, path, seed, n_episodes):
     learn, spe, st = train_recipe(recipe, x[keep], y_in, valid[keep], seed)
     minutes = (time.time() - start) / 60
     res = {}
-    for name, layer in (('error', None), ('error_layer3', lambda l: body_layer(l, -2))):
-        e = embed(learn, x[out], layer=layer)
+    for name, layer, shifts in (('error', None, None), ('error_layer3', lambda l: body_layer(l, -2), None),
+                                ('error_tta', None, SHIFTS)):
+        e = embed(learn, x[out], layer=layer, shifts=shifts)
         res[name] = 1 - few_shot_accuracy(e, y[out], n_way=20, k_shot=1, n_episodes=n_episodes, seed=0).accuracy
     row = dict(recipe=recipe, split=split, held_out=held, seed=seed, **res, minutes=minutes, sec_per_epoch=spe,
                cpu=cpu_description())
@@ -49,13 +50,15 @@ def validate(recipe, split, held, path, seed, n_episodes):
 
 def markdown(t):
     g = t.groupby(['split', 'recipe'], sort=False)
-    s = g.agg(error=('error', 'mean'), layer3=('error_layer3', 'mean'), folds=('held_out', 'nunique'),
+    s = g.agg(error=('error', 'mean'), layer3=('error_layer3', 'mean'), tta=('error_tta', 'mean'), folds=('held_out', 'nunique'),
               held=('held_out', lambda h: ', '.join(sorted(set(h)))), minutes=('minutes', 'mean')).reset_index()
     out = []
     for split, d in s.groupby('split', sort=False):
-        out += [f'**{split}**: 20-way 1-shot episode error % on held-out alphabets (mean over them), final embedding and layer3\n',
-                '| recipe | held out | final | layer3 | minutes / training |', '|---|---|---|---|---|']
-        out += [f"| `{r.recipe}` | {r.held} | {100*r.error:.1f} | {100*r.layer3:.1f} | {r.minutes:.1f} |" for r in d.itertuples()]
+        out += [f'**{split}**: 20-way 1-shot episode error % on held-out alphabets (mean over them): final embedding, layer3, and '
+                'the final embedding averaged over one-pixel shifts (`SHIFTS`)\n',
+                '| recipe | held out | final | layer3 | final, shifted (TTA) | minutes / training |', '|---|---|---|---|---|---|']
+        out += [f"| `{r.recipe}` | {r.held} | {100*r.error:.1f} | {100*r.layer3:.1f} | "
+                f"{'–' if r.tta != r.tta else f'{100*r.tta:.1f}'} | {r.minutes:.1f} |" for r in d.itertuples()]
         out.append('')
     return '\n'.join(out)
 
