@@ -21,7 +21,8 @@ from fastai.vision.all import aug_transforms, set_seed, plt, Learner
 from fastai_metric.all import *
 from fastai_metric.compare import METHODS, train_method, embed, body_layer
 from fastai_metric.few_shot import show_one_shot
-from fastai_metric.augment import RandomThickness, RandomElastic, rotated_classes
+from fastai_metric.augment import rotated_classes
+from fastai_metric.omniglot import omniglot_tfms
 from fastai_metric.precision import cpu_description
 from fastai_metric.test_utils import shared_data
 from fastai_metric.tsne import tsne_2d, plot_2d
@@ -74,9 +75,7 @@ def parse(recipe, **defaults):
 
 def batch_tfms(st):
     "The recipe's augmentation: fastai's affine transforms, plus stroke thickness and elastic distortion for 'strokes'"
-    if st['aug'] == 'none': return None
-    tfms = aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, size=st['size'])
-    return tfms + ([RandomThickness(p=0.5), RandomElastic(p=0.5, magnitude=0.03)] if st['aug'] == 'strokes' else [])
+    return None if st['aug'] == 'none' else omniglot_tfms(st['size'], st['aug'] == 'strokes')
 
 def train_recipe(recipe, x, y, valid, seed, **defaults):
     "`(learner, sec_per_epoch, settings)`: the recipe trained on images `x` (uint8, at the recipe's size) and labels `y`"

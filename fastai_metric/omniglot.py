@@ -20,7 +20,7 @@ from PIL import Image
 # %% auto #0
 __all__ = ['OMNIGLOT_URL', 'OMNIGLOT_SPLITS', 'OMNIGLOT_RUNS', 'omniglot_dir', 'omniglot_folder', 'omniglot', 'alphabet_of',
            'alphabet_tree', 'omniglot_image', 'omniglot_images', 'OmniglotInk', 'character_of', 'drawer_of',
-           'omniglot_dls', 'OneShotRun', 'omniglot_runs']
+           'omniglot_dls', 'omniglot_tfms', 'OneShotRun', 'omniglot_runs']
 
 # %% ../nbs/28_omniglot.ipynb #d0a67ccb
 OMNIGLOT_URL = 'https://github.com/brendenlake/omniglot/raw/master/python/'
@@ -132,7 +132,7 @@ def drawer_of(fn:str|Path) -> int:
     "The drawer (1-20) of an Omniglot background or evaluation file (`NNNN_DD.png`)"
     return int(Path(fn).stem.split('_')[-1])
 
-# %% ../nbs/28_omniglot.ipynb #2b22a35e
+# %% ../nbs/28_omniglot.ipynb #f0bdc648
 def omniglot_dls(
     df:pd.DataFrame, # `omniglot(split)`
     size:int=28, # Side of the images
@@ -153,9 +153,13 @@ def omniglot_dls(
     if rotations > 1:
         (x,y),valid = rotated_classes(x, y, rotations),np.tile(valid, rotations)
         classes = [f'{c}@{90*r}' for c in classes for r in range(rotations)]
+    return array_dls(x, y, x[valid], y[valid], classes=list(classes), bs=bs, batch_tfms=omniglot_tfms(size, strokes),
+                     **kwargs)
+
+def omniglot_tfms(size:int=28, strokes:bool=False) -> list:
+    "Batch augmentation for characters: fastai's affine moves without flips, and stroke thickness and elastic distortion"
     tfms = aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0.1, size=size)
-    if strokes: tfms += [RandomThickness(p=0.5), RandomElastic(p=0.5, magnitude=0.03)]
-    return array_dls(x, y, x[valid], y[valid], classes=list(classes), bs=bs, batch_tfms=tfms, **kwargs)
+    return tfms + ([RandomThickness(p=0.5), RandomElastic(p=0.5, magnitude=0.03)] if strokes else [])
 
 # %% ../nbs/28_omniglot.ipynb #c4560b3d
 @dataclass
