@@ -138,7 +138,7 @@ def pictures(learn, runs, size, out):
     e = emb(r.train + r.test).numpy()
     lbl = np.r_[np.arange(20), r.answers]
     fig = plot_2d(tsne_2d(e, perplexity=10, seed=0), lbl, [f'class {i+1}' for i in range(20)],
-                  f't-SNE of {r.name}: 20 characters of an unseen alphabet, training and test image of each', (7, 7), 30)
+                  f't-SNE of {r.name}: 20 new characters, 2 images each', (7, 7), 30)
     fig.savefig(out/'omniglot_tsne.png', dpi=60); plt.close(fig)
 
 if __name__ == '__main__':
@@ -162,13 +162,15 @@ if __name__ == '__main__':
     table = Path(a.table)
     old = pd.read_csv(table) if a.merge and table.exists() else pd.DataFrame()
     rows, best = [], (2., None, a.size)
+    top = []
+    if a.top:                                            # the K best of the table so far (mean over splits), fixed for all splits
+        s = summary(old)
+        top = list(s[s.method != 'pixels'].groupby('method').error.mean().sort_values().index[:a.top])
+        print('the best', a.top, 'so far:', top, flush=True)
     for split in a.split:
         data = functools.lru_cache(lambda size, split=split: split_arrays(split, path, size))
         todo = [(m, s) for m in methods for s in (a.seeds if m != 'pixels' else [0])]
-        if a.top:
-            s = summary(pd.concat([old, pd.DataFrame(rows)]) if rows else old)
-            s = s[(s.method != 'pixels')].groupby('method').error.mean().sort_values()
-            todo += [(m, sd) for m in s.index[:a.top] for sd in a.top_seeds]
+        todo += [(m, sd) for m in top for sd in a.top_seeds]
         for m, seed in todo:
             if m == 'pixels':
                 rows.append(dict(split=split, method='pixels', seed=0, error=one_shot_error(run_embedder(None, a.size), runs).error,

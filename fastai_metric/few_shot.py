@@ -152,7 +152,9 @@ def few_shot_accuracy(
     half = 1.96 * accs.std(ddof=1) / np.sqrt(len(accs)) if len(accs) > 1 else float('nan')
     return FewShotResult(float(accs.mean()), float(accs.mean() - half), float(accs.mean() + half))
 
-# %% ../nbs/29_few_shot.ipynb #164dc36f
+# %% ../nbs/29_few_shot.ipynb #eed68ca6
+def _grey(fn): return tensor(np.stack([omniglot_image(fn)]*3))     # shown as it is read: white ink on black
+
 def show_one_shot(
     learn_or_embed, # A `Learner`, or a function of a list of files giving an `(N,D)` tensor
     run:OneShotRun, # A run of `omniglot_runs()`
@@ -173,9 +175,8 @@ def show_one_shot(
     for k,i in enumerate(idxs):
         ok = nearest[i] == run.answers[i]; wrong += not ok
         r,c = divmod(k, ncols)
-        _show_item(tensor(omniglot_image(run.test[i])), axs[r, 2*c], f'test {i+1}')
-        _show_item(tensor(omniglot_image(run.train[nearest[i]])), axs[r, 2*c+1], f'class {nearest[i]+1}',
-                   'green' if ok else 'red')
+        _show_item(_grey(run.test[i]), axs[r, 2*c], f'test {i+1}')
+        _show_item(_grey(run.train[nearest[i]]), axs[r, 2*c+1], f'class {nearest[i]+1}', 'green' if ok else 'red')
     fig.suptitle(f'{run.name}: {wrong} of {len(idxs)} wrong', fontsize=9)
     fig.tight_layout()
     return fig
