@@ -43,22 +43,30 @@ def validate(recipe, split, held, path, seed, n_episodes):
                                 ('error_tta', None, SHIFTS)):
         e = embed(learn, x[out], layer=layer, shifts=shifts)
         res[name] = 1 - few_shot_accuracy(e, y[out], n_way=20, k_shot=1, n_episodes=n_episodes, seed=0).accuracy
+    # the same network on Lake's runs, for the ablation only: settings are chosen on the columns above
+    runs = omniglot_runs(path)
+    res.update(runs=one_shot_error(learn, runs).error, runs_tta=one_shot_error(learn, runs, shifts=SHIFTS).error)
     row = dict(recipe=recipe, split=split, held_out=held, seed=seed, **res, minutes=minutes, sec_per_epoch=spe,
                cpu=cpu_description())
     print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()), flush=True)
     return row
 
+def pct(v): return '–' if v != v else f'{100*v:.1f}'
+
 def markdown(t):
+    t = t.assign(**{c: t.get(c, np.nan) for c in ('runs', 'runs_tta')})
     g = t.groupby(['split', 'recipe'], sort=False)
     s = g.agg(error=('error', 'mean'), layer3=('error_layer3', 'mean'), tta=('error_tta', 'mean'), folds=('held_out', 'nunique'),
+              runs=('runs', 'mean'), runs_tta=('runs_tta', 'mean'),
               held=('held_out', lambda h: ', '.join(sorted(set(h)))), minutes=('minutes', 'mean')).reset_index()
     out = []
     for split, d in s.groupby('split', sort=False):
         out += [f'**{split}**: 20-way 1-shot episode error % on held-out alphabets (mean over them): final embedding, layer3, and '
                 'the final embedding averaged over one-pixel shifts (`SHIFTS`)\n',
-                '| recipe | held out | final | layer3 | final, shifted (TTA) | minutes / training |', '|---|---|---|---|---|---|']
-        out += [f"| `{r.recipe}` | {r.held} | {100*r.error:.1f} | {100*r.layer3:.1f} | "
-                f"{'–' if r.tta != r.tta else f'{100*r.tta:.1f}'} | {r.minutes:.1f} |" for r in d.itertuples()]
+                '| recipe | held out | final | layer3 | final, shifted (TTA) | runs: final | runs: TTA | minutes / training |',
+                '|---|---|---|---|---|---|---|---|']
+        out += [f"| `{r.recipe}` | {r.held} | {100*r.error:.1f} | {100*r.layer3:.1f} | {pct(r.tta)} | {pct(r.runs)} | "
+                f"{pct(r.runs_tta)} | {r.minutes:.1f} |" for r in d.itertuples()]
         out.append('')
     return '\n'.join(out)
 
