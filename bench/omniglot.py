@@ -53,7 +53,10 @@ def run_embedder(learn, size, layer=None, shifts=None):
     return lambda files: embed(learn, omniglot_images(files, size), layer=layer, shifts=shifts)
 
 # Named recipes (issue 30): a method of `METHODS` or `to_<name>(...)` with its arguments, then training settings (see `parse`)
-RECIPES = {}
+RECIPES = {
+    # chosen on 20-way episodes of Korean, held out of small1 (`bench/omniglot_tune.py`, section omniglot_tune)
+    'best': 'arcface s=16 m=0.2 rot=4 size=56 epochs=10',
+}
 TRAIN = dict(size=28, epochs=15, lr=3e-3, bs=128, rot=1, aug='affine', arch='resnet18')
 
 def _value(v):

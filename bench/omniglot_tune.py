@@ -16,7 +16,7 @@ import numpy as np, pandas as pd, torch
 from fastai_metric.all import *
 from fastai_metric.compare import embed, body_layer
 from fastai_metric.test_utils import shared_data
-from omniglot import train_recipe, split_arrays, parse
+from omniglot import train_recipe, split_arrays, parse, RECIPES
 from common import write_section
 
 HERE = Path(__file__).parent
@@ -88,7 +88,11 @@ if __name__ == '__main__':
                 t.to_csv(TABLE, index=False)
     if len(t):
         body = ("Each recipe trained on a minimal background set without one alphabet, scored on 20-way 1-shot episodes within "
-                f"that alphabet (500 episodes, cosine, nearest example); one seed. CPU: {t.cpu.iloc[-1]}.\n\n" + markdown(t))
+                f"that alphabet (500 episodes, cosine, nearest example); one seed. CPU: {t.cpu.iloc[-1]}. Settings were chosen on "
+                "the episodes' *final* column only. The *runs* columns are the same network (trained without the held-out "
+                "alphabet) on Lake's 20 runs, measured for the ablation after training and never used to choose; rows without "
+                "them ran before the column existed. Minutes include other jobs on the same cores for some rows. The recipe "
+                f"kept, `best` in `bench/omniglot.py`: `{RECIPES['best']}`.\n\n" + markdown(t))
         print(body)
         if a.write: write_section('omniglot_tune', 'One-shot recipes chosen on held-out background alphabets (issue 30): '
                                                   '`python bench/omniglot_tune.py`', body)
