@@ -114,7 +114,7 @@ def _dataset_order(gathered, n, *ts):
         return out
     return tuple(put(t) for t in ts)
 
-# %% ../nbs/03_embeddings.ipynb #9f5a40e0
+# %% ../nbs/03_embeddings.ipynb #16160e72
 _concat_pool = AdaptiveConcatPool2d(1)
 
 def pooled_output(m:nn.Module, i, o:Tensor) -> Tensor:
@@ -146,6 +146,8 @@ class ShiftInput(Callback):
 def shift_images(x:Tensor, dy:int, dx:int) -> Tensor:
     "Images `x` `(B,C,H,W)` moved `dy` pixels down and `dx` right, zeros coming in"
     h,w = x.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError(f"shift ({dy}, {dx}) moves a {h}x{w} image out of sight: keep shifts small")
     out = torch.zeros_like(x)
     out[..., max(dy,0):h+min(dy,0), max(dx,0):w+min(dx,0)] = x[..., max(-dy,0):h+min(-dy,0), max(-dx,0):w+min(-dx,0)]
     return out

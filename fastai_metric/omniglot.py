@@ -132,7 +132,7 @@ def drawer_of(fn:str|Path) -> int:
     "The drawer (1-20) of an Omniglot background or evaluation file (`NNNN_DD.png`)"
     return int(Path(fn).stem.split('_')[-1])
 
-# %% ../nbs/28_omniglot.ipynb #f0bdc648
+# %% ../nbs/28_omniglot.ipynb #454ca2ff
 def omniglot_dls(
     df:pd.DataFrame, # `omniglot(split)`
     size:int=28, # Side of the images
@@ -150,6 +150,7 @@ def omniglot_dls(
     classes,y = np.unique(d.character, return_inverse=True)
     x = omniglot_images(d.file, size)
     valid = (d.drawer == valid_drawer).values
+    if not valid.any(): raise ValueError(f"valid_drawer={valid_drawer}: no such drawer here (drawers are 1-20)")
     if rotations > 1:
         (x,y),valid = rotated_classes(x, y, rotations),np.tile(valid, rotations)
         classes = [f'{c}@{90*r}' for c in classes for r in range(rotations)]
