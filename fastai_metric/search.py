@@ -33,7 +33,7 @@ def check_retrieval_set(embs, lbls=None, what:str='query') -> tuple:
     if lbls is None: return embs,None
     return embs,check_embs_lbls(embs, lbls, what)[1].cpu()
 
-# %% ../nbs/11_search.ipynb #d0ddb5cb
+# %% ../nbs/11_search.ipynb #43fcb300
 def check_distance(distance:str) -> str:
     "`distance`, or a clear error unless it is 'cosine' or 'euclidean'"
     if distance not in ('cosine', 'euclidean'): raise ValueError(f"distance={distance!r}: use 'cosine' or 'euclidean'")
@@ -283,8 +283,11 @@ def _screen(sr:Search, n_g:int, n_cand:int, dev:torch.device) -> str|None:
     return 'bf16'
 
 def _screens_to_probe() -> list:
-    "The screens worth timing here: bf16 where its products are native (emulated, it is 20-250x slower), faiss if installed"
-    return [k for k,ok in (('faiss', _has_faiss()), ('bf16', matmul_speedup() >= 1)) if ok]
+    """The screen worth timing here: bf16 where its products are native (emulated, it is 20-250x slower), else faiss's if
+    installed. One screen: where both run, bf16's was the faster or neither beat float32 chunks by the margin
+    (`bench/RESULTS.md`), and faiss's threads, timed beside torch's, slowed the kernels timed after them"""
+    if matmul_speedup() >= 1: return ['bf16']
+    return ['faiss'] if _has_faiss() else []
 
 def choose_kernel(seconds:dict, margin:float=PROBE_MARGIN):
     """The kernel to run, from the estimated `seconds` of each for the whole search (`None`: float32 chunks): the fastest
@@ -330,23 +333,22 @@ def _torch_chunks(q:Tensor, g:Tensor, k:int, sr:Search, exclude_self:bool, index
         return v,i
     start = 0
     if screen == 'probe':
-        # time each kernel (set-up included) on the first queries, on these data: the answers are the same, so the probe's
-        # float32 ones are kept and the search goes on with the kernel that the estimate for all queries favours
-        n_p = max(64, len(q) // 16)
-        secs,res = {},None
-        for kind in [*_screens_to_probe(), None]:
-            t = time.perf_counter(); t_set = t
-            if kind: setup(kind); t_set = time.perf_counter()
-            out = run(kind, 0, n_p)
-            t_end = time.perf_counter()
-            secs[kind] = (t_set - t) + (t_end - t_set) * len(q) / n_p
-            if kind is None: res = out
+        # the screen and float32 chunks take turns on four slices of the first queries, on these data; each kernel's
+        # faster slice (the first pays a warm-up) estimates its time for the rest. Every slice's answers are kept (the
+        # kernels give the same ranking), so the probe costs the slower kernel's extra time on two slices
+        kind,h = _screens_to_probe()[0],max(32, min(256, len(q) // 32))
+        setup(kind)                                              # made before the timing: paid whichever runs after
+        took = {kind: [], None: []}
+        for j,kd in enumerate((kind, None, kind, None)):
+            t = time.perf_counter()
+            v,i = run(kd, j*h, (j+1)*h)
+            took[kd].append(time.perf_counter() - t)
+            yield j*h,_distance(v, sr.distance).cpu(),i.cpu()
+        start = 4*h
+        secs = {kd: min(ts) * (len(q) - start) / h for kd,ts in took.items()}
         screen = choose_kernel(secs)
         kernel_log.append(dict(queries=len(q), gallery=len(g), dim=q.shape[1], k=k, seconds=secs, chosen=screen))
-        for kind in list(made):
-            if kind != screen: del made[kind]
-        yield 0,_distance(res[0], sr.distance).cpu(),res[1].cpu()
-        start = n_p
+        if screen is None: made.clear()
     cs = chunk_rows(len(g), sr.chunk_size, 256 if q.is_cuda else 32)
     # the faiss screen holds no score matrix: large chunks, each one faiss call (its threads and torch's slow each other
     # down when calls alternate) whose candidates take about 64 MB
