@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import aug_transforms, set_seed, plt, Learner
 from fastai_metric.all import *
-from fastai_metric.compare import METHODS, train_method, embed, body_layer
+from fastai_metric.compare import METHODS, train_method, embed, body_layer, pk_kwargs
 from fastai_metric.few_shot import show_one_shot
 from fastai_metric.augment import rotated_classes
 from fastai_metric.omniglot import omniglot_tfms
@@ -47,6 +47,10 @@ def split_arrays(split, path, size):
     first = df.groupby('character').drawer.transform('min').values == df.drawer.values
     return omniglot_images(df.file, size), y, classes, first
 
+def alphabet_groups(classes):
+    "The alphabet (an index) of each character in `classes`"
+    return np.unique([alphabet_of(c) for c in classes], return_inverse=True)[1]
+
 def run_embedder(learn, size, layer=None, shifts=None):
     """A function of a run's files: their L2-normalised embeddings by `learn` (pixels with `learn=None`), at `layer`, averaged
     over pixel `shifts` (test-time augmentation, `SHIFTS`)"""
@@ -57,37 +61,70 @@ RECIPES = {
     # chosen on 20-way episodes of Korean, held out of small1 (`bench/omniglot_tune.py`, section omniglot_tune)
     'best': 'arcface s=16 m=0.2 rot=4 size=56 epochs=10',
 }
-TRAIN = dict(size=28, epochs=15, lr=3e-3, bs=128, rot=1, aug='affine', arch='resnet18')
+TRAIN = dict(size=28, epochs=15, lr=3e-3, bs=128, rot=1, aug='affine', arch='resnet18', pretrained=False, lr_mult=100.,
+             freeze=1)
 
 def _value(v):
     "A recipe's value: a Python literal, else the word itself (`aug=strokes`, `miner=hard`)"
     try: return ast.literal_eval(v)
     except (ValueError, SyntaxError): return v
 
+def _tree(groups, tree=None):
+    "`tree=alphabets`: the classes' alphabets (`groups`) as a one-level tree; else the tree as given (None: from the data)"
+    if tree != 'alphabets': return tree
+    if groups is None: raise ValueError("tree=alphabets needs the classes' alphabets")
+    return [groups]
+
+# losses trained by `learn.to_metric_loss` on P×K batches (`P=`, `K=`; default `pk_kwargs`), from a recipe part's arguments
+LOSSES = {'hierarchical': lambda l, groups, tree=None, **kw: HierarchicalTripletLoss(l.dls.c, tree=_tree(groups, tree), **kw),
+          'prototypical': lambda l, groups, **kw: PrototypicalLoss(**kw)}
+
+def _conversion(name, kw):
+    """`learn, groups -> learn` for one part of a recipe: a key of `METHODS`, of `LOSSES` with the loss's arguments
+    (`groups`: the alphabet of each class), or `x` for `learn.to_x(**kw)` / `learn.add_x(**kw)`"""
+    if name in METHODS and not kw: return lambda l, groups: METHODS[name](l)
+    if name in LOSSES:
+        pk = {a: kw.pop(b) for a, b in (('n_classes', 'P'), ('n_instances', 'K')) if b in kw}
+        return lambda l, groups: l.to_metric_loss(LOSSES[name](l, groups, **kw), **{**pk_kwargs(l), **pk})
+    for attr in (name, f'to_{name}'):
+        if hasattr(Learner, attr): return lambda l, groups: getattr(l, attr)(**kw)
+    raise ValueError(f"Unknown recipe part {name!r}: a key of METHODS or LOSSES, or a learn.to_<name>/add_<name> method")
+
 def parse(recipe, **defaults):
-    """`(conversion, settings)` of a recipe: a name (a key of `METHODS`, or `x` for `learn.to_x(...)`) and `key=value`s;
-    `size`, `epochs`, `lr`, `bs`, `rot` (rotations as classes: 1 or 4), `aug` ('none', 'affine', 'strokes'), `arch` are
-    training settings, the rest are the conversion's arguments"""
+    """`(conversion, settings)` of a recipe: parts joined by ` + ` (applied in order, e.g. `arcface s=16 + add_triplet`),
+    each a name (see `_conversion`) and `key=value`s. `size`, `epochs`, `lr`, `bs`, `rot` (rotations as classes: 1 or 4),
+    `aug` ('none', 'affine', 'strokes'), `arch` (torchvision or timm name), `pretrained` (ImageNet weights and `fine_tune`),
+    `lr_mult`, `freeze` (its epochs frozen) are training settings wherever they stand; the rest are the parts' arguments.
+    The conversion is a function `learn, groups -> learn` (`groups`: the alphabet of each class, or None)"""
     recipe = RECIPES.get(recipe, recipe)
-    name, *args = recipe.split()
-    kw = {k: _value(v) for k, v in (x.split('=', 1) for x in args)}
-    st = {**TRAIN, **defaults, **{k: kw.pop(k) for k in list(kw) if k in TRAIN}}
-    if name in METHODS and not kw: return METHODS[name], st
-    if name not in METHODS and not hasattr(Learner, f'to_{name}') and name != 'add_center_loss':
-        raise ValueError(f"Unknown recipe {recipe!r}: a key of METHODS or a learn.to_<name> method")
-    return (lambda l: getattr(l, name if name == 'add_center_loss' else f'to_{name}')(**kw)), st
+    st, convs = {**TRAIN, **defaults}, []
+    for part in recipe.split(' + '):
+        name, *args = part.split()
+        kw = {k: _value(v) for k, v in (x.split('=', 1) for x in args)}
+        st.update({k: kw.pop(k) for k in list(kw) if k in TRAIN})
+        convs.append(_conversion(name, kw))
+    def convert(learn, groups=None):
+        for c in convs: learn = c(learn, groups)
+        return learn
+    return convert, st
 
 def batch_tfms(st):
     "The recipe's augmentation: fastai's affine transforms, plus stroke thickness and elastic distortion for 'strokes'"
     return None if st['aug'] == 'none' else omniglot_tfms(st['size'], st['aug'] == 'strokes')
 
-def train_recipe(recipe, x, y, valid, seed, **defaults):
-    "`(learner, sec_per_epoch, settings)`: the recipe trained on images `x` (uint8, at the recipe's size) and labels `y`"
+def train_recipe(recipe, x, y, valid, seed, groups=None, **defaults):
+    """`(learner, sec_per_epoch, settings)`: the recipe trained on images `x` (uint8, at the recipe's size) and labels `y`
+    (0..C-1); `groups`: the alphabet of each of the C classes (for `tree=alphabets`); a class turned by 90° is a new class
+    of a new alphabet"""
     convert, st = parse(recipe, **defaults)
-    if st['rot'] > 1: (x, y), valid = rotated_classes(x, y, st['rot']), np.tile(valid, st['rot'])
+    if st['rot'] > 1:
+        (x, y), valid = rotated_classes(x, y, st['rot']), np.tile(valid, st['rot'])
+        if groups is not None: groups = (np.asarray(groups)[:, None] * st['rot'] + np.arange(st['rot'])).ravel()
     from fastai.vision import models
-    learn, spe = train_method(convert, x, y, x[valid], y[valid], epochs=st['epochs'], lr=st['lr'], bs=st['bs'], seed=seed,
-                              batch_tfms=batch_tfms(st), arch=getattr(models, st['arch'], st['arch']))
+    learn, spe = train_method(lambda l: convert(l, groups), x, y, x[valid], y[valid], epochs=st['epochs'], lr=st['lr'],
+                              bs=st['bs'], seed=seed, batch_tfms=batch_tfms(st), pretrained=st['pretrained'],
+                              freeze_epochs=st['freeze'], lr_mult=st['lr_mult'], channels_last=st['pretrained'],
+                              arch=getattr(models, st['arch'], st['arch']))
     return learn, spe, st
 
 def one(method, split, seed, a, runs, data):
@@ -95,7 +132,7 @@ def one(method, split, seed, a, runs, data):
     the split's arrays at a size)"""
     x, y, classes, valid = data(parse(method, size=a.size)[1]['size'])
     start = time.time()
-    learn, spe, st = train_recipe(method, x, y, valid, seed, size=a.size, epochs=a.epochs, lr=a.lr, bs=a.bs)
+    learn, spe, st = train_recipe(method, x, y, valid, seed, alphabet_groups(classes), size=a.size, epochs=a.epochs, lr=a.lr, bs=a.bs)
     minutes = (time.time() - start) / 60
     err = one_shot_error(run_embedder(learn, st['size']), runs).error
     err3 = one_shot_error(run_embedder(learn, st['size'], lambda l: body_layer(l, -2)), runs).error

@@ -16,7 +16,7 @@ import numpy as np, pandas as pd, torch
 from fastai_metric.all import *
 from fastai_metric.compare import embed, body_layer
 from fastai_metric.test_utils import shared_data
-from omniglot import train_recipe, split_arrays, parse, RECIPES
+from omniglot import train_recipe, split_arrays, parse, RECIPES, alphabet_groups
 from common import write_section
 
 HERE = Path(__file__).parent
@@ -34,9 +34,9 @@ def validate(recipe, split, held, path, seed, n_episodes):
     x, y, classes, valid = split_arrays(split, path, size)
     out = (df.alphabet == held).values
     keep = np.flatnonzero(~out)
-    _, y_in = np.unique(y[keep], return_inverse=True)
+    kept, y_in = np.unique(y[keep], return_inverse=True)
     start = time.time()
-    learn, spe, st = train_recipe(recipe, x[keep], y_in, valid[keep], seed)
+    learn, spe, st = train_recipe(recipe, x[keep], y_in, valid[keep], seed, alphabet_groups(classes[kept]))
     minutes = (time.time() - start) / 60
     res = {}
     for name, layer, shifts in (('error', None, None), ('error_layer3', lambda l: body_layer(l, -2), None),

@@ -20,7 +20,7 @@ Modules:
 - `fastai_metric.index`: `EmbeddingIndex`: embed a gallery with a trained learner, search it with new images or embeddings, show the answers, save it beside the exported learner and load it in a fresh process.
 - `fastai_metric.interpret`: `MetricInterpretation`: what the embeddings of a learner retrieve — each query's nearest neighbours, the worst queries, the distances of same-class and other-class pairs, the ROC of verification, and the t-SNE map.
 - `fastai_metric.loss_terms`: `learn.add_center_loss()` and `learn.add_triplet()`: keep the learner's loss (cross-entropy, ArcFace, ...) and add a loss on the embeddings of the same batch, each part visible in the recorder.
-- `fastai_metric.losses`: `TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on every batch; `CenterLoss`.
+- `fastai_metric.losses`: `TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on every batch; `CenterLoss`; `PrototypicalLoss`, a few-shot episode in every batch.
 - `fastai_metric.metric_learner`: `learn.to_metric_loss(loss)` and `learn.to_triplet()`: the model outputs its embedding, the loss is any metric loss (a mined triplet loss), the training batches are P×K.
 - `fastai_metric.miners`: Triplet miners on one distance matrix, fully vectorised: all, batch-hard, semi-hard and hard-cluster. `miner(embs, lbls) -> (anchor, positive, negative)`.
 - `fastai_metric.omniglot`: Lake et al.'s Omniglot for one-shot learning: the background sets as a table of files, characters and alphabets, the images as arrays, and the 20 one-shot runs with their answer key. Read from the zips (or their folders), downloaded into fastai's data folder when no path is given.

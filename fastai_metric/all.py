@@ -16,7 +16,7 @@ from .open_set import tpr_at_fpr, identification_rate, open_set_scores, open_set
 from .tsne import tsne_2d, plot_2d, plot_tsne
 from .miners import (distance_matrix, TripletMiner, AllTripletsMiner, HardTripletsMiner, SemiHardTripletsMiner,
                      HardClusterMiner, MemoryBankMiner)
-from .losses import TripletLossWithMiner, CenterLoss
+from .losses import TripletLossWithMiner, CenterLoss, PrototypicalLoss
 from .batches import PKSampler, balanced_dl
 from .metric_learner import MetricLoss, register_loss
 from .hierarchy import HierarchicalTripletLoss

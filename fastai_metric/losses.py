@@ -1,5 +1,5 @@
 """`TripletLossWithMiner`: the triplet loss on mined triplets, computed by indexing one distance matrix, finite on
-every batch; `CenterLoss`.
+every batch; `CenterLoss`; `PrototypicalLoss`, a few-shot episode in every batch.
 
 Docs: https://fastai-metric.github.io/fastai_metric/losses.html.md"""
 
@@ -13,7 +13,7 @@ from .miners import *
 from .distributed import GatheredLoss
 
 # %% auto #0
-__all__ = ['as_triplets', 'TripletLossWithMiner', 'CenterLoss']
+__all__ = ['as_triplets', 'TripletLossWithMiner', 'CenterLoss', 'PrototypicalLoss']
 
 # %% ../nbs/16_losses.ipynb #efe0cfe0
 def _rowwise_dist(x, y): return (x.float() - y.float()).pow(2).sum(1).clamp_min(1e-12).sqrt()
@@ -119,3 +119,36 @@ class CenterLoss(Module):
             return (embs.float() - self.centers.float()[lbls]).pow(2).sum(1).mean() / 2
 
     def extra_repr(self): return f"n_classes={self.n_classes}, n_feats={self.n_feats}"
+
+# %% ../nbs/16_losses.ipynb #76244b22
+class PrototypicalLoss(GatheredLoss):
+    """Prototypical-network loss on a batch (Snell et al. 2017), leave one out: cross-entropy of each item against the
+    mean embeddings of the batch's classes, its own class's mean taken without it"""
+    def __init__(self,
+        distance:str='cosine', # 'cosine' (logits `scale`·cos) or 'sqeuclidean' (logits −‖x − p‖², as in the paper)
+        scale:float=16., # Logit scale of the cosine form
+        gather:bool=False, # Distributed: the episode is the batches of all processes (gradients to the local ones)
+    ):
+        if distance not in ('cosine', 'sqeuclidean'):
+            raise ValueError(f"distance={distance!r}: use 'cosine' or 'sqeuclidean'")
+        if distance == 'cosine' and not scale > 0: raise ValueError(f"scale={scale}: the logit scale must be positive")
+        store_attr()
+
+    def _loss(self, embs:Tensor, lbls:Tensor) -> Tensor:
+        with torch.autocast(embs.device.type, enabled=False):
+            x = embs.float()
+            if self.distance == 'cosine': x = F.normalize(x, dim=1)
+            cls,y,n = lbls.unique(return_inverse=True, return_counts=True)
+            q = n[y] > 1                                         # queries: items with another of their class in the batch
+            if len(cls) < 2 or not q.any(): return embs.sum() * 0.
+            sums = x.new_zeros(len(cls), x.shape[1]).index_add_(0, y, x)
+            protos = sums / n[:,None]                            # (C,D); each query's own class: without it, below
+            own = (sums[y] - x) / (n[y] - 1).clamp_min(1)[:,None]
+            if self.distance == 'cosine':
+                protos,own = F.normalize(protos, dim=1),F.normalize(own, dim=1)
+                logits,own_logit = self.scale * x @ protos.T,self.scale * (x * own).sum(1)
+            else:
+                logits = -((x*x).sum(1, keepdim=True) - 2 * x @ protos.T + (protos*protos).sum(1))
+                own_logit = -(x - own).pow(2).sum(1)
+            logits = logits.scatter(1, y[:,None], own_logit[:,None])
+            return F.cross_entropy(logits[q], y[q])
