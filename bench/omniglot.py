@@ -81,11 +81,17 @@ LOSSES = {'hierarchical': lambda l, groups, tree=None, **kw: HierarchicalTriplet
 
 def _conversion(name, kw):
     """`learn, groups -> learn` for one part of a recipe: a key of `METHODS`, of `LOSSES` with the loss's arguments
-    (`groups`: the alphabet of each class), or `x` for `learn.to_x(**kw)` / `learn.add_x(**kw)`"""
+    (`groups`: the alphabet of each class; `P=`, `K=`: the batches; `cats=N`: each batch from N alphabets), or `x` for `learn.to_x(**kw)` / `learn.add_x(**kw)`"""
     if name in METHODS and not kw: return lambda l, groups: METHODS[name](l)
     if name in LOSSES:
-        pk = {a: kw.pop(b) for a, b in (('n_classes', 'P'), ('n_instances', 'K')) if b in kw}
-        return lambda l, groups: l.to_metric_loss(LOSSES[name](l, groups, **kw), **{**pk_kwargs(l), **pk})
+        pk, cats = {a: kw.pop(b) for a, b in (('n_classes', 'P'), ('n_instances', 'K')) if b in kw}, kw.pop('cats', 0)
+        def convert(l, groups):
+            pk_ = {**pk_kwargs(l), **pk}
+            l = l.to_metric_loss(LOSSES[name](l, groups, **kw), **pk_)
+            # `cats=N`: each batch's classes from N alphabets (category-balanced batches)
+            if cats: l.dls.loaders[0] = balanced_dl(l.dls.train, **pk_, get_category=lambda c: groups[c], n_categories=cats)
+            return l
+        return convert
     for attr in (name, f'to_{name}'):
         if hasattr(Learner, attr): return lambda l, groups: getattr(l, attr)(**kw)
     raise ValueError(f"Unknown recipe part {name!r}: a key of METHODS or LOSSES, or a learn.to_<name>/add_<name> method")
