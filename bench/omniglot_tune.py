@@ -56,16 +56,16 @@ def pct(v): return '–' if v != v else f'{100*v:.1f}'
 def markdown(t):
     t = t.assign(**{c: t.get(c, np.nan) for c in ('runs', 'runs_tta')})
     g = t.groupby(['split', 'recipe'], sort=False)
-    s = g.agg(error=('error', 'mean'), layer3=('error_layer3', 'mean'), tta=('error_tta', 'mean'), folds=('held_out', 'nunique'),
+    s = g.agg(error=('error', 'mean'), layer3=('error_layer3', 'mean'), tta=('error_tta', 'mean'), folds=('held_out', 'nunique'), seeds=('seed', 'nunique'),
               runs=('runs', 'mean'), runs_tta=('runs_tta', 'mean'),
               held=('held_out', lambda h: ', '.join(sorted(set(h)))), minutes=('minutes', 'mean')).reset_index()
     out = []
     for split, d in s.groupby('split', sort=False):
         out += [f'**{split}**: 20-way 1-shot episode error % on held-out alphabets (mean over them): final embedding, layer3, and '
                 'the final embedding averaged over one-pixel shifts (`SHIFTS`)\n',
-                '| recipe | held out | final | layer3 | final, shifted (TTA) | runs: final | runs: TTA | minutes / training |',
-                '|---|---|---|---|---|---|---|---|']
-        out += [f"| `{r.recipe}` | {r.held} | {100*r.error:.1f} | {100*r.layer3:.1f} | {pct(r.tta)} | {pct(r.runs)} | "
+                '| recipe | held out | seeds | final | layer3 | final, shifted (TTA) | runs: final | runs: TTA | minutes / training |',
+                '|---|---|---|---|---|---|---|---|---|']
+        out += [f"| `{r.recipe}` | {r.held} | {r.seeds} | {100*r.error:.1f} | {100*r.layer3:.1f} | {pct(r.tta)} | {pct(r.runs)} | "
                 f"{pct(r.runs_tta)} | {r.minutes:.1f} |" for r in d.itertuples()]
         out.append('')
     return '\n'.join(out)
