@@ -18,3 +18,25 @@ def test_recipe_settings_and_refusals():
     _, st = parse('cosface s=16 m=0.2 rot=4 aug=strokes size=40', size=28)
     assert (st['size'], st['rot'], st['aug'], st['epochs']) == (40, 4, 'strokes', TRAIN['epochs'])
     with pytest.raises(ValueError, match='Unknown recipe'): parse('arcfase s=16')
+
+def test_recipe_parts_and_losses():
+    "Parts joined by ' + ' apply in order; LOSSES train on P×K batches, `tree=alphabets` and `cats=N` use the classes' alphabets"
+    import numpy as np
+    from fastai_metric.all import PrototypicalLoss, HierarchicalTripletLoss, TripletLossWithMiner
+    x, y = blobs(n=256, c=8)
+    convert, st = parse('arcface s=16 m=0.2 + add_triplet weight=0.5 rot=4', size=28)
+    assert st['rot'] == 4
+    learn = convert(toy_learner(x, y))
+    assert any(isinstance(m, ArcMarginProduct) for m in learn.model.modules())
+    added = [c for c in learn.cbs if isinstance(getattr(c, 'loss', None), TripletLossWithMiner)]
+    assert len(added) == 1 and added[0].weight == 0.5               # the second part: ArcFace's loss + 0.5 x triplets
+    learn = parse('prototypical P=4 K=8 distance=sqeuclidean')[0](toy_learner(x, y))
+    assert isinstance(learn.loss_func.loss, PrototypicalLoss) and learn.loss_func.loss.distance == 'sqeuclidean'
+    assert learn.dls.train.bs == 32
+    groups = np.arange(8) // 4                                      # two 'alphabets' of four classes
+    learn = parse('hierarchical tree=alphabets cats=1 P=2 K=4')[0](toy_learner(x, y), groups)
+    loss = learn.loss_func.loss
+    assert isinstance(loss, HierarchicalTripletLoss) and loss.given and loss.level[0, 1] < loss.level[0, 4]
+    _, yb = learn.dls.train.one_batch()
+    assert len(set(groups[yb.cpu().numpy()])) == 1                 # cats=1: every batch from one alphabet
+    with pytest.raises(ValueError, match='needs the classes'): parse('hierarchical tree=alphabets')[0](toy_learner(x, y))
