@@ -47,10 +47,6 @@ def split_arrays(split, path, size):
     first = df.groupby('character').drawer.transform('min').values == df.drawer.values
     return omniglot_images(df.file, size), y, classes, first
 
-def alphabet_groups(classes):
-    "The alphabet (an index) of each character in `classes`"
-    return np.unique([alphabet_of(c) for c in classes], return_inverse=True)[1]
-
 def run_embedder(learn, size, layer=None, shifts=None):
     """A function of a run's files: their L2-normalised embeddings by `learn` (pixels with `learn=None`), at `layer`, averaged
     over pixel `shifts` (test-time augmentation, `SHIFTS`)"""
@@ -72,11 +68,14 @@ def _value(v):
     try: return ast.literal_eval(v)
     except (ValueError, SyntaxError): return v
 
+def _alphabets(groups, what):
+    "`groups` (the alphabet of each class), or a clear error naming the recipe setting `what` that needs them"
+    if groups is None: raise ValueError(f"{what} needs the classes' alphabets: pass `groups` (`alphabet_tree(classes)[0]`)")
+    return groups
+
 def _tree(groups, tree=None):
     "`tree=alphabets`: the classes' alphabets (`groups`) as a one-level tree; else the tree as given (None: from the data)"
-    if tree != 'alphabets': return tree
-    if groups is None: raise ValueError("tree=alphabets needs the classes' alphabets")
-    return [groups]
+    return [_alphabets(groups, 'tree=alphabets')] if tree == 'alphabets' else tree
 
 # losses trained by `learn.to_metric_loss` on P×K batches (`P=`, `K=`; default `pk_kwargs`), from a recipe part's arguments
 LOSSES = {'hierarchical': lambda l, groups, tree=None, **kw: HierarchicalTripletLoss(l.dls.c, tree=_tree(groups, tree), **kw),
@@ -84,7 +83,8 @@ LOSSES = {'hierarchical': lambda l, groups, tree=None, **kw: HierarchicalTriplet
 
 def _conversion(name, kw):
     """`learn, groups -> learn` for one part of a recipe: a key of `METHODS`, of `LOSSES` with the loss's arguments
-    (`groups`: the alphabet of each class; `P=`, `K=`: the batches; `cats=N`: each batch from N alphabets), or `x` for `learn.to_x(**kw)` / `learn.add_x(**kw)`"""
+    (`groups`: the alphabet of each class; `P=`, `K=`: the batches; `cats=N`: each batch from N alphabets), or `x` for
+    `learn.to_x(**kw)` / `learn.add_x(**kw)`"""
     if name in METHODS and not kw: return lambda l, groups: METHODS[name](l)
     if name in LOSSES:
         pk, cats = {a: kw.pop(b) for a, b in (('n_classes', 'P'), ('n_instances', 'K')) if b in kw}, kw.pop('cats', 0)
@@ -92,7 +92,8 @@ def _conversion(name, kw):
             pk_ = {**pk_kwargs(l), **pk}
             l = l.to_metric_loss(LOSSES[name](l, groups, **kw), **pk_)
             # `cats=N`: each batch's classes from N alphabets (category-balanced batches)
-            if cats: l.dls.loaders[0] = balanced_dl(l.dls.train, **pk_, get_category=lambda c: groups[c], n_categories=cats)
+            if cats: l.dls.loaders[0] = balanced_dl(l.dls.train, **pk_, n_categories=cats,
+                                                    get_category=_alphabets(groups, f'cats={cats}').__getitem__)
             return l
         return convert
     for attr in (name, f'to_{name}'):
@@ -141,7 +142,8 @@ def one(method, split, seed, a, runs, data):
     the split's arrays at a size)"""
     x, y, classes, valid = data(parse(method, size=a.size)[1]['size'])
     start = time.time()
-    learn, spe, st = train_recipe(method, x, y, valid, seed, alphabet_groups(classes), size=a.size, epochs=a.epochs, lr=a.lr, bs=a.bs)
+    learn, spe, st = train_recipe(method, x, y, valid, seed, alphabet_tree(classes)[0], size=a.size, epochs=a.epochs,
+                                  lr=a.lr, bs=a.bs)
     minutes = (time.time() - start) / 60
     err = one_shot_error(run_embedder(learn, st['size']), runs).error
     err3 = one_shot_error(run_embedder(learn, st['size'], lambda l: body_layer(l, -2)), runs).error

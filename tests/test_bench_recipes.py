@@ -39,4 +39,5 @@ def test_recipe_parts_and_losses():
     assert isinstance(loss, HierarchicalTripletLoss) and loss.given and loss.level[0, 1] < loss.level[0, 4]
     _, yb = learn.dls.train.one_batch()
     assert len(set(groups[yb.cpu().numpy()])) == 1                 # cats=1: every batch from one alphabet
-    with pytest.raises(ValueError, match='needs the classes'): parse('hierarchical tree=alphabets')[0](toy_learner(x, y))
+    for r in ('hierarchical tree=alphabets', 'prototypical cats=2'):   # the alphabets missing: a clear error, not a TypeError
+        with pytest.raises(ValueError, match='needs the classes'): parse(r)[0](toy_learner(x, y))
