@@ -159,3 +159,33 @@ def test_no_native_bf16_means_no_screen_by_default(monkeypatch):
         forced = [S.rank_gallery(g[:200], g, 20, screen=True)[1] for _ in range(2)]
     assert sum('screen=True' in str(w.message) for w in ws) == 1             # forced: one warning for two searches,
     assert all(torch.equal(f, i0) for f in forced)                            # and still the exact ranking
+
+@pytest.mark.parametrize('slow', ['screen', 'float32'])
+def test_probe_runs_the_kernel_it_timed_faster(monkeypatch, slow):
+    """The default search times the screen and float32 chunks on slices of its own queries and runs the faster one for the
+    rest. The kernels are made slow on purpose (a 50 ms sleep a call, far above their real cost at this size), so the choice
+    is known; every slice's answers are kept and the ranking stays the exact one"""
+    import time
+    import fastai_metric.search as S
+    g = F.normalize(torch.randn(5000, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    q = g[:256] + 0.01
+    ref = S.rank_gallery(q, g, 10, screen=False)
+    scores, calls = S._scores, []
+    def screened(qc, g_, gb, inv, self_idx, k, n_cand):      # the screen's answer: exact, so only the timing differs
+        calls.append('screen')
+        if slow == 'screen': time.sleep(0.05)
+        return S._topk_stable(F.normalize(qc, dim=1) @ g_.T, k)
+    def slow_scores(*args, **kw):
+        calls.append('float32')
+        if slow == 'float32': time.sleep(0.05)
+        return scores(*args, **kw)
+    monkeypatch.setattr(S, '_screens_to_probe', lambda: ['bf16'])
+    monkeypatch.setattr(S, '_screened', screened)
+    monkeypatch.setattr(S, '_scores', slow_scores)
+    S.kernel_log.clear()
+    d, i = S.rank_gallery(q, g, 10)
+    chosen = S.kernel_log[-1]['chosen']
+    assert chosen == (None if slow == 'screen' else 'bf16')
+    assert calls[:4] == ['screen', 'float32', 'screen', 'float32']            # the probe: turns on four slices
+    assert set(calls[4:]) == {'float32' if chosen is None else 'screen'}       # then only the faster kernel
+    assert torch.equal(i, ref[1]) and torch.allclose(d, ref[0], atol=1e-6)   # the fake screen rounds its own way
