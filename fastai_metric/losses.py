@@ -120,7 +120,7 @@ class CenterLoss(Module):
 
     def extra_repr(self): return f"n_classes={self.n_classes}, n_feats={self.n_feats}"
 
-# %% ../nbs/16_losses.ipynb #76244b22
+# %% ../nbs/16_losses.ipynb #3b408d43
 class PrototypicalLoss(GatheredLoss):
     """Prototypical-network loss on a batch (Snell et al. 2017), leave one out: cross-entropy of each item against the
     mean embeddings of the batch's classes, its own class's mean taken without it"""
@@ -148,7 +148,6 @@ class PrototypicalLoss(GatheredLoss):
                 protos,own = F.normalize(protos, dim=1),F.normalize(own, dim=1)
                 logits,own_logit = self.scale * x @ protos.T,self.scale * (x * own).sum(1)
             else:
-                logits = -((x*x).sum(1, keepdim=True) - 2 * x @ protos.T + (protos*protos).sum(1))
-                own_logit = -(x - own).pow(2).sum(1)
+                logits,own_logit = -distance_matrix(x, protos).pow(2),-_rowwise_dist(x, own).pow(2)
             logits = logits.scatter(1, y[:,None], own_logit[:,None])
             return F.cross_entropy(logits[q], y[q])
