@@ -17,6 +17,7 @@ training), bench/RESULTS.md section `omniglot` with --write, and pictures to ben
 import argparse, ast, functools, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from torch import nn
 from fastai.vision.all import aug_transforms, set_seed, plt, Learner
 from fastai_metric.all import *
 from fastai_metric.compare import METHODS, train_method, embed, body_layer, pk_kwargs
@@ -40,17 +41,18 @@ PUBLISHED = [('Bayesian program learning (BPL)', 'small1', 4.3), ('Bayesian prog
              ('Hierarchical Deep', 'background (30 alphabets)', 34.8),
              ('modified Hausdorff distance (no learning)', 'none', 38.8)]
 
-def split_arrays(split, path, size):
-    "`(x, y, classes, valid_mask)` of a background set: uint8 images, label codes, the character names, one drawer a class"
+def split_arrays(split, path, size, crop=False):
+    """`(x, y, classes, valid_mask)` of a background set: uint8 images (`crop`: each cropped to its ink, `crop_ink`), label
+    codes, the character names, one drawer a class"""
     df = omniglot(split, path)
     classes, y = np.unique(df.character, return_inverse=True)
     first = df.groupby('character').drawer.transform('min').values == df.drawer.values
-    return omniglot_images(df.file, size), y, classes, first
+    return omniglot_images(df.file, size, crop), y, classes, first
 
-def run_embedder(learn, size, layer=None, shifts=None):
+def run_embedder(learn, size, layer=None, shifts=None, crop=False):
     """A function of a run's files: their L2-normalised embeddings by `learn` (pixels with `learn=None`), at `layer`, averaged
-    over pixel `shifts` (test-time augmentation, `SHIFTS`)"""
-    return lambda files: embed(learn, omniglot_images(files, size), layer=layer, shifts=shifts)
+    over pixel `shifts` (test-time augmentation, `SHIFTS`), the images read as the learner was trained (`crop`)"""
+    return lambda files: embed(learn, omniglot_images(files, size, crop), layer=layer, shifts=shifts)
 
 # Named recipes (issue 30): a method of `METHODS` or `to_<name>(...)` with its arguments, then training settings (see `parse`)
 RECIPES = {
@@ -61,7 +63,7 @@ RECIPES = {
     'subcenter': 'subcenter_arcface k=3 s=16 m=0.2 rot=4 size=56 epochs=10',
 }
 TRAIN = dict(size=28, epochs=15, lr=3e-3, bs=128, rot=1, aug='affine', arch='resnet18', pretrained=False, lr_mult=100.,
-             freeze=1)
+             freeze=1, crop=False, flip=False)
 
 def _value(v):
     "A recipe's value: a Python literal, else the word itself (`aug=strokes`, `miner=hard`)"
@@ -103,6 +105,7 @@ def _conversion(name, kw):
 def parse(recipe, **defaults):
     """`(conversion, settings)` of a recipe: parts joined by ` + ` (applied in order, e.g. `arcface s=16 + add_triplet`),
     each a name (see `_conversion`) and `key=value`s. `size`, `epochs`, `lr`, `bs`, `rot` (rotations as classes: 1 or 4),
+    `flip` (mirror images as classes too), `crop` (images cropped to their ink, `crop_ink`),
     `aug` ('none', 'affine', 'strokes'), `arch` (torchvision or timm name), `pretrained` (ImageNet weights and `fine_tune`),
     `lr_mult`, `freeze` (its epochs frozen) are training settings wherever they stand; the rest are the parts' arguments.
     The conversion is a function `learn, groups -> learn` (`groups`: the alphabet of each class, or None)"""
@@ -122,32 +125,49 @@ def batch_tfms(st):
     "The recipe's augmentation: fastai's affine transforms, plus stroke thickness and elastic distortion for 'strokes'"
     return None if st['aug'] == 'none' else omniglot_tfms(st['size'], st['aug'] == 'strokes')
 
+def conv_net(pretrained=False, width=64, depth=4):
+    "The few-shot literature's ConvNet-4: `depth` blocks of 3×3 conv, batchnorm, ReLU and 2×2 max-pool, `width` channels"
+    if pretrained: raise ValueError("conv_net has no pretrained weights: pass pretrained=False")
+    blocks = [nn.Sequential(nn.Conv2d(3 if i == 0 else width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                            nn.ReLU(inplace=True), nn.MaxPool2d(2)) for i in range(depth)]
+    return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1))
+
+# backbones of a recipe's `arch=` besides torchvision's and timm's
+ARCHS = {'conv4': conv_net, 'conv4w': functools.partial(conv_net, width=128)}
+
+def class_views(x, y, valid, groups, rot=1, flip=False):
+    """`(x, y, valid, groups)` with each class turned `rot` ways (and mirrored: `flip`) by `rotated_classes`, each view a new
+    class (`c·n + v`) of a new alphabet (`groups[c]·n + v`), `n` views a class"""
+    n = rot * (2 if flip else 1)
+    if n == 1: return x, y, valid, groups
+    (x, y), valid = rotated_classes(x, y, rot, flip), np.tile(valid, n)
+    return x, y, valid, None if groups is None else (np.asarray(groups)[:, None] * n + np.arange(n)).ravel()
+
 def train_recipe(recipe, x, y, valid, seed, groups=None, **defaults):
     """`(learner, sec_per_epoch, settings)`: the recipe trained on images `x` (uint8, at the recipe's size) and labels `y`
     (0..C-1); `groups`: the alphabet of each of the C classes (for `tree=alphabets`); a class turned by 90° is a new class
     of a new alphabet"""
     convert, st = parse(recipe, **defaults)
-    if st['rot'] > 1:
-        (x, y), valid = rotated_classes(x, y, st['rot']), np.tile(valid, st['rot'])
-        if groups is not None: groups = (np.asarray(groups)[:, None] * st['rot'] + np.arange(st['rot'])).ravel()
+    x, y, valid, groups = class_views(x, y, valid, groups, st['rot'], st['flip'])
     from fastai.vision import models
     learn, spe = train_method(lambda l: convert(l, groups), x, y, x[valid], y[valid], epochs=st['epochs'], lr=st['lr'],
                               bs=st['bs'], seed=seed, batch_tfms=batch_tfms(st), pretrained=st['pretrained'],
                               freeze_epochs=st['freeze'], lr_mult=st['lr_mult'], channels_last=st['pretrained'],
-                              arch=getattr(models, st['arch'], st['arch']))
+                              arch=ARCHS.get(st['arch']) or getattr(models, st['arch'], st['arch']))
     return learn, spe, st
 
 def one(method, split, seed, a, runs, data):
     """Train `method` (or a recipe) on `split` with `seed` and measure it on the runs; a table row and the learner (`data`:
     the split's arrays at a size)"""
-    x, y, classes, valid = data(parse(method, size=a.size)[1]['size'])
+    st = parse(method, size=a.size)[1]
+    x, y, classes, valid = data(st['size'], st['crop'])
     start = time.time()
     learn, spe, st = train_recipe(method, x, y, valid, seed, alphabet_tree(classes)[0], size=a.size, epochs=a.epochs,
                                   lr=a.lr, bs=a.bs)
     minutes = (time.time() - start) / 60
-    err = one_shot_error(run_embedder(learn, st['size']), runs).error
-    err3 = one_shot_error(run_embedder(learn, st['size'], lambda l: body_layer(l, -2)), runs).error
-    err_tta = one_shot_error(run_embedder(learn, st['size'], shifts=SHIFTS), runs).error
+    err = one_shot_error(run_embedder(learn, st['size'], crop=st['crop']), runs).error
+    err3 = one_shot_error(run_embedder(learn, st['size'], lambda l: body_layer(l, -2), crop=st['crop']), runs).error
+    err_tta = one_shot_error(run_embedder(learn, st['size'], shifts=SHIFTS, crop=st['crop']), runs).error
     if a.export:
         Path(a.export).mkdir(parents=True, exist_ok=True)
         learn.export(Path(a.export).resolve()/f'omniglot_{split}_{method}_s{seed}.pkl')
@@ -225,7 +245,7 @@ if __name__ == '__main__':
         top = list(s[s.method != 'pixels'].groupby('method').error.mean().sort_values().index[:a.top])
         print('the best', a.top, 'so far:', top, flush=True)
     for split in a.split:
-        data = functools.lru_cache(lambda size, split=split: split_arrays(split, path, size))
+        data = functools.lru_cache(lambda size, crop=False, split=split: split_arrays(split, path, size, crop))
         todo = [(m, s) for m in methods for s in (a.seeds if m != 'pixels' else [0])]
         todo += [(m, sd) for m in top for sd in a.top_seeds]
         for m, seed in todo:

@@ -27,11 +27,12 @@ def folds(split, path, n):
     counts = omniglot(split, path).groupby('alphabet').character.nunique().sort_values(ascending=False, kind='stable')
     return list(counts[counts >= 20].index[:n])
 
-def validate(recipe, split, held, path, seed, n_episodes):
-    "Train `recipe` without the alphabet `held`; 20-way 1-shot episode error within it, final embedding and layer3"
+def validate(recipe, split, held, path, seed, n_episodes, export=None):
+    """Train `recipe` without the alphabet `held`; 20-way 1-shot episode error within it, final embedding and layer3
+    (`export`: a folder to keep the learner in, `learn.export`)"""
     df = omniglot(split, path)
-    size = parse(recipe)[1]['size']
-    x, y, classes, valid = split_arrays(split, path, size)
+    size, crop = (parse(recipe)[1][k] for k in ('size', 'crop'))
+    x, y, classes, valid = split_arrays(split, path, size, crop)
     out = (df.alphabet == held).values
     if df[out].character.nunique() < 20:
         raise ValueError(f"{held!r} has {df[out].character.nunique()} characters in {split}: hold out an alphabet with at "
@@ -41,6 +42,9 @@ def validate(recipe, split, held, path, seed, n_episodes):
     start = time.time()
     learn, spe, st = train_recipe(recipe, x[keep], y_in, valid[keep], seed, alphabet_tree(classes[kept])[0])
     minutes = (time.time() - start) / 60
+    if export:
+        Path(export).mkdir(parents=True, exist_ok=True)
+        learn.export(Path(export).resolve()/f"tune_{split}_{held}_{recipe.replace(' ', '_').replace('/', '-')}_s{seed}.pkl")
     res = {}
     for name, layer, shifts in (('error', None, None), ('error_layer3', lambda l: body_layer(l, -2), None),
                                 ('error_tta', None, SHIFTS)):
@@ -48,7 +52,9 @@ def validate(recipe, split, held, path, seed, n_episodes):
         res[name] = 1 - few_shot_accuracy(e, y[out], n_way=20, k_shot=1, n_episodes=n_episodes, seed=0).accuracy
     # the same network on Lake's runs, for the ablation only: settings are chosen on the columns above
     runs = omniglot_runs(path)
-    res.update(runs=one_shot_error(learn, runs).error, runs_tta=one_shot_error(learn, runs, shifts=SHIFTS).error)
+    load = lambda files: [(im, None) for im in omniglot_images(files, size, crop)]
+    res.update(runs=one_shot_error(learn, runs, load=load).error,
+               runs_tta=one_shot_error(learn, runs, load=load, shifts=SHIFTS).error)
     row = dict(recipe=recipe, split=split, held_out=held, seed=seed, **res, minutes=minutes, sec_per_epoch=spe,
                cpu=cpu_description())
     print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items()), flush=True)
@@ -95,13 +101,14 @@ if __name__ == '__main__':
     p.add_argument('--held', nargs='*', default=None, help='these held-out alphabets instead of --folds')
     p.add_argument('--seed', type=int, default=0); p.add_argument('--episodes', type=int, default=500)
     p.add_argument('--path', default=None); p.add_argument('--write', action='store_true')
+    p.add_argument('--export', default=None, help='folder to export each trained learner to (learn.export)')
     a = p.parse_args()
     path = a.path or shared_data('omniglot')
     t = pd.read_csv(TABLE) if TABLE.exists() else pd.DataFrame()
     for split in a.split:
         for held in a.held or folds(split, path, a.folds):
             for r in a.recipes:
-                row = validate(r, split, held, path, a.seed, a.episodes)
+                row = validate(r, split, held, path, a.seed, a.episodes, a.export)
                 if len(t): t = t[~((t.recipe == r) & (t.split == split) & (t.held_out == held) & (t.seed == a.seed))]
                 t = pd.concat([t, pd.DataFrame([row])], ignore_index=True)
                 t.to_csv(TABLE, index=False)

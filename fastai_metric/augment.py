@@ -45,15 +45,19 @@ class RandomElastic(RandTransform):
                             align_corners=False)
         return TensorImage(out.to(x.dtype))
 
-# %% ../nbs/27_augment.ipynb #ce70fe16
+# %% ../nbs/27_augment.ipynb #5ea6eafe
 def rotated_classes(
     x:np.ndarray, # Images `(N,H,W)` (or `(N,H,W,C)`), square
     y:np.ndarray, # Integer labels `(N,)`
     k:int=4, # Rotations by 0, 90, ... (k-1)·90 degrees
+    flip:bool=False, # Also each mirror image (left-right), turned the same ways, as new classes: 2k classes a class
 ) -> tuple:
-    "`(x, y)` with each image also turned by 90°, 180°, 270°: class `c` turned by `r`·90° becomes class `c·k + r`"
+    """`(x, y)` with each image also turned by 90°, 180°, 270° (and mirrored): class `c` turned by `r`·90° becomes class
+    `c·n + r`, its mirror image `c·n + k + r`, with `n = k` (`2k` with `flip`)"""
     if x.shape[1] != x.shape[2]: raise ValueError(f"rotated_classes needs square images, got {x.shape[1]}x{x.shape[2]}")
     if not 1 <= k <= 4: raise ValueError(f"k={k}: rotations by multiples of 90 degrees, 1 <= k <= 4")
-    xs = np.concatenate([np.rot90(x, r, axes=(1, 2)) for r in range(k)])
-    ys = np.concatenate([np.asarray(y) * k + r for r in range(k)])
+    views = [x, x[:, :, ::-1]] if flip else [x]
+    n = k * len(views)
+    xs = np.concatenate([np.rot90(v, r, axes=(1, 2)) for v in views for r in range(k)])
+    ys = np.concatenate([np.asarray(y) * n + r for r in range(n)])
     return np.ascontiguousarray(xs),ys

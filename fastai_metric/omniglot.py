@@ -19,7 +19,7 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['OMNIGLOT_URL', 'OMNIGLOT_SPLITS', 'OMNIGLOT_RUNS', 'omniglot_dir', 'omniglot_folder', 'omniglot', 'alphabet_of',
-           'alphabet_tree', 'omniglot_image', 'omniglot_images', 'OmniglotInk', 'character_of', 'drawer_of',
+           'alphabet_tree', 'crop_ink', 'omniglot_image', 'omniglot_images', 'OmniglotInk', 'character_of', 'drawer_of',
            'omniglot_dls', 'omniglot_tfms', 'OneShotRun', 'omniglot_runs']
 
 # %% ../nbs/28_omniglot.ipynb #d0a67ccb
@@ -107,16 +107,38 @@ def alphabet_tree(vocab:list) -> list:
     names = sorted({alphabet_of(v) for v in vocab})
     return [np.array([names.index(alphabet_of(v)) for v in vocab])]
 
-# %% ../nbs/28_omniglot.ipynb #159c251d
-def omniglot_image(fn:str|Path, size:int=None) -> np.ndarray:
+# %% ../nbs/28_omniglot.ipynb #0bf6563d
+def crop_ink(
+    a:np.ndarray, # `(H,W)` uint8 image, ink > 0
+    margin:float=0.1, # Blank border on each side, as a fraction of the ink's extent
+    min_side:float=0.4, # The square is at least this fraction of the image's side (a dot is not blown up to fill it)
+) -> np.ndarray:
+    "The square around the ink of `a`, centred on it, blank where it leaves the image; a blank image as it is"
+    rows,cols = np.flatnonzero(a.max(1)),np.flatnonzero(a.max(0))
+    if not len(rows): return a
+    side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    side = max(int(round(side * (1 + 2*margin))), int(round(min_side * max(a.shape))), 1)
+    top,left = int(round((rows[0] + rows[-1] + 1 - side) / 2)),int(round((cols[0] + cols[-1] + 1 - side) / 2))
+    out = np.zeros((side, side), a.dtype)
+    y0,x0,y1,x1 = max(top, 0),max(left, 0),min(top + side, a.shape[0]),min(left + side, a.shape[1])
+    out[y0-top:y1-top, x0-left:x1-left] = a[y0:y1, x0:x1]
+    return out
+
+def omniglot_image(
+    fn:str|Path, # An Omniglot file
+    size:int=None, # Side of the result (default: the file's 105)
+    crop:bool=False, # Cropped to the square around the ink first (`crop_ink`): the strokes get more of the pixels
+) -> np.ndarray:
     "One Omniglot image as a uint8 array, ink 255 on 0, `size`×`size` (default: the file's 105×105)"
     im = Image.open(fn).convert('L')
+    if crop: im = Image.fromarray(255 - crop_ink(255 - np.asarray(im, dtype=np.uint8)))
     if size and im.size != (size, size): im = im.resize((size, size), Image.BILINEAR, reducing_gap=None)
     return 255 - np.asarray(im, dtype=np.uint8)
 
-def omniglot_images(files:list, size:int=28) -> np.ndarray:
-    "Omniglot images `(N,size,size)`, uint8, ink 255 on 0"
-    return np.stack([omniglot_image(f, size) for f in files]) if len(files) else np.zeros((0, size, size), np.uint8)
+def omniglot_images(files:list, size:int=28, crop:bool=False) -> np.ndarray:
+    "Omniglot images `(N,size,size)`, uint8, ink 255 on 0 (`crop`: each cropped to its ink first, `crop_ink`)"
+    if not len(files): return np.zeros((0, size, size), np.uint8)
+    return np.stack([omniglot_image(f, size, crop) for f in files])
 
 class OmniglotInk(PILImage):
     "An Omniglot file as a `PILImage` with the ink white on black, for `ImageBlock(OmniglotInk)` in a `DataBlock`"

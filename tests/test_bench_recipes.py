@@ -41,3 +41,23 @@ def test_recipe_parts_and_losses():
     assert len(set(groups[yb.cpu().numpy()])) == 1                 # cats=1: every batch from one alphabet
     for r in ('hierarchical tree=alphabets', 'prototypical cats=2'):   # the alphabets missing: a clear error, not a TypeError
         with pytest.raises(ValueError, match='needs the classes'): parse(r)[0](toy_learner(x, y))
+
+def test_class_views_crop_and_conv_net():
+    "Rotations and mirror images as classes of their own alphabets; the ConvNet-4 backbone; `crop` and `flip` settings"
+    import numpy as np
+    from omniglot import class_views, conv_net, ARCHS
+    _, st = parse('arcface s=16 rot=4 flip=True crop=True arch=conv4')
+    assert (st['rot'], st['flip'], st['crop'], st['arch']) == (4, True, True, 'conv4')
+    x, y = np.random.randint(0, 255, (6, 5, 5), dtype=np.uint8), np.array([0, 1, 2, 0, 1, 2])
+    valid, groups = np.array([1, 1, 1, 0, 0, 0], bool), np.array([0, 0, 1])
+    xv, yv, vv, gv = class_views(x, y, valid, groups, rot=2, flip=True)
+    assert len(xv) == 24 and sorted(set(yv)) == list(range(12)) and vv.sum() == 12
+    for i in range(24):                                           # item i is a view of image i % 6, of class y·4 + view
+        view = i // 6
+        assert yv[i] == y[i % 6] * 4 + view and gv[yv[i]] == groups[y[i % 6]] * 4 + view
+        im = x[i % 6][:, ::-1] if view >= 2 else x[i % 6]
+        assert (xv[i] == np.rot90(im, view % 2)).all()
+    assert class_views(x, y, valid, None)[1] is y                   # one view: as it was
+    net = conv_net(width=8)
+    assert net(torch.randn(2, 3, 28, 28)).shape == (2, 8, 1, 1) and ARCHS['conv4']().__len__() == 5
+    with pytest.raises(ValueError, match='no pretrained'): conv_net(pretrained=True)
