@@ -154,12 +154,13 @@ def drawer_of(fn:str|Path) -> int:
     "The drawer (1-20) of an Omniglot background or evaluation file (`NNNN_DD.png`)"
     return int(Path(fn).stem.split('_')[-1])
 
-# %% ../nbs/28_omniglot.ipynb #454ca2ff
+# %% ../nbs/28_omniglot.ipynb #8ef80201
 def omniglot_dls(
     df:pd.DataFrame, # `omniglot(split)`
     size:int=28, # Side of the images
     rotations:int=1, # 4: each character turned by 90°, 180°, 270° as new classes (`rotated_classes`)
     strokes:bool=False, # Stroke thickness and elastic distortion (`RandomThickness`, `RandomElastic`) besides affine moves
+    crop:bool=False, # Each image cropped to the square around its ink first (`crop_ink`); read the runs the same way
     hold_out:list=(), # Alphabets left out of training
     valid_drawer:int=20, # The drawer whose images show the validation loss (kept in training too: the runs are the test)
     bs:int=128, # Batch size
@@ -170,7 +171,7 @@ def omniglot_dls(
     if bad: raise ValueError(f"hold_out={bad}: not alphabets of this set ({', '.join(sorted(set(df.alphabet)))})")
     d = df[~df.alphabet.isin(list(hold_out))].reset_index(drop=True)
     classes,y = np.unique(d.character, return_inverse=True)
-    x = omniglot_images(d.file, size)
+    x = omniglot_images(d.file, size, crop)
     valid = (d.drawer == valid_drawer).values
     if not valid.any(): raise ValueError(f"valid_drawer={valid_drawer}: no such drawer here (drawers are 1-20)")
     if rotations > 1:
