@@ -19,7 +19,7 @@ from .omniglot import OneShotRun, omniglot_image, omniglot_images
 __all__ = ['OneShotResult', 'FewShotResult', 'embed_files', 'array_loader', 'one_shot_error', 'episodes', 'few_shot_accuracy',
            'show_one_shot']
 
-# %% ../nbs/29_few_shot.ipynb #ad480ef6
+# %% ../nbs/29_few_shot.ipynb #a5c30e10
 OneShotResult = namedtuple('OneShotResult', 'error run_errors')
 FewShotResult = namedtuple('FewShotResult', 'accuracy low high')
 
@@ -47,12 +47,13 @@ def embed_files(
 
 def array_loader(learn:Learner) -> Callable|None:
     """For a learner trained on Omniglot image arrays (`array_dls`): a function turning files into its items, read as
-    `omniglot_images` at the arrays' size; `None` for a learner of files"""
+    `omniglot_images` at the arrays' size, cropped to their ink if its `omniglot_dls` did (`crop=True`); `None` for a
+    learner of files"""
     items = getattr(learn.dls.train_ds, 'items', None)
     first = items[0] if items is not None and len(items) else None
     if not (isinstance(first, tuple) and isinstance(first[0], np.ndarray)): return None
-    size = first[0].shape[0]
-    return lambda files: [(im, None) for im in omniglot_images(files, size)]
+    size,crop = first[0].shape[0],learn.dls.__dict__.get('crop_ink', False)
+    return lambda files: [(im, None) for im in omniglot_images(files, size, crop)]
 
 @delegates(Search)
 def one_shot_error(

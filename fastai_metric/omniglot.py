@@ -154,7 +154,7 @@ def drawer_of(fn:str|Path) -> int:
     "The drawer (1-20) of an Omniglot background or evaluation file (`NNNN_DD.png`)"
     return int(Path(fn).stem.split('_')[-1])
 
-# %% ../nbs/28_omniglot.ipynb #8ef80201
+# %% ../nbs/28_omniglot.ipynb #e88a8cd7
 def omniglot_dls(
     df:pd.DataFrame, # `omniglot(split)`
     size:int=28, # Side of the images
@@ -177,8 +177,10 @@ def omniglot_dls(
     if rotations > 1:
         (x,y),valid = rotated_classes(x, y, rotations),np.tile(valid, rotations)
         classes = [f'{c}@{90*r}' for c in classes for r in range(rotations)]
-    return array_dls(x, y, x[valid], y[valid], classes=list(classes), bs=bs, batch_tfms=omniglot_tfms(size, strokes),
-                     **kwargs)
+    dls = array_dls(x, y, x[valid], y[valid], classes=list(classes), bs=bs, batch_tfms=omniglot_tfms(size, strokes),
+                    **kwargs)
+    dls.crop_ink = crop                                               # for `array_loader`: read the runs the same way
+    return dls
 
 def omniglot_tfms(size:int=28, strokes:bool=False) -> list:
     "Batch augmentation for characters: fastai's affine moves without flips, and stroke thickness and elastic distortion"
