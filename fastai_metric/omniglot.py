@@ -154,11 +154,12 @@ def drawer_of(fn:str|Path) -> int:
     "The drawer (1-20) of an Omniglot background or evaluation file (`NNNN_DD.png`)"
     return int(Path(fn).stem.split('_')[-1])
 
-# %% ../nbs/28_omniglot.ipynb #e88a8cd7
+# %% ../nbs/28_omniglot.ipynb #439305c2
 def omniglot_dls(
     df:pd.DataFrame, # `omniglot(split)`
     size:int=28, # Side of the images
     rotations:int=1, # 4: each character turned by 90°, 180°, 270° as new classes (`rotated_classes`)
+    flip:bool=False, # Each character's mirror image (turned the same ways) as new classes too
     strokes:bool=False, # Stroke thickness and elastic distortion (`RandomThickness`, `RandomElastic`) besides affine moves
     crop:bool=False, # Each image cropped to the square around its ink first (`crop_ink`); read the runs the same way
     hold_out:list=(), # Alphabets left out of training
@@ -174,9 +175,10 @@ def omniglot_dls(
     x = omniglot_images(d.file, size, crop)
     valid = (d.drawer == valid_drawer).values
     if not valid.any(): raise ValueError(f"valid_drawer={valid_drawer}: no such drawer here (drawers are 1-20)")
-    if rotations > 1:
-        (x,y),valid = rotated_classes(x, y, rotations),np.tile(valid, rotations)
-        classes = [f'{c}@{90*r}' for c in classes for r in range(rotations)]
+    views = [f'{m}{90*r}' for m in (['@', '@mirror'] if flip else ['@']) for r in range(rotations)]
+    if len(views) > 1:
+        (x,y),valid = rotated_classes(x, y, rotations, flip),np.tile(valid, len(views))
+        classes = [f'{c}{v}' for c in classes for v in views]
     dls = array_dls(x, y, x[valid], y[valid], classes=list(classes), bs=bs, batch_tfms=omniglot_tfms(size, strokes),
                     **kwargs)
     dls.crop_ink = crop                                               # for `array_loader`: read the runs the same way
