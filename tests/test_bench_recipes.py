@@ -9,7 +9,7 @@ from fastai_metric.test_utils import toy_learner, blobs
 
 def test_best_is_arcface_with_its_settings():
     convert, st = parse('best', size=28, epochs=15)     # the command line's defaults lose to the recipe's own settings
-    assert (st['size'], st['rot'], st['epochs'], st['lr']) == (56, 4, 10, TRAIN['lr'])
+    assert (st['size'], st['rot'], st['flip'], st['crop'], st['epochs'], st['lr']) == (56, 4, True, True, 5, TRAIN['lr'])
     learn = convert(toy_learner(*blobs()))
     heads = [m for m in learn.model.modules() if isinstance(m, ArcMarginProduct)]
     assert len(heads) == 1 and (heads[0].s, heads[0].m) == (16, 0.2)
