@@ -77,7 +77,7 @@ ArcFace. The seed-1 ArcFace row's time is left out (it ran beside another traini
 13.5 on Latin): characters cropped to the square around their ink (`crop=True`, `crop_ink`) 12.3 and 11.9; mirror images as
 classes too (`flip=True`: 8 views a character, 5 epochs for the same steps) 11.6 on Korean; both 11.3 and 9.0, 2.8 points
 ahead over the two folds, more than the seeds' 1.6: the new `best`. ConvNet-4 (`arch=conv4`, the few-shot literature's four
-conv blocks) transfers better than resnet18 at 28 px (16.2 against 17.5, in 2.2 minutes; 128 channels 15.4) but not at 56 px
+conv blocks) transfers better than resnet18 at 28 px (16.1 against 17.5, in 2.2 minutes; 128 channels 15.4) but not at 56 px
 (15.0), and 30 epochs hurt it too (19.2). Test time, on `arcface56` without Korean (`bench/omniglot_test_time.py`): the final
 embedding 12.4 beats the head's linear layer before its ReLU (13.3), the batch-normed pooled body (13.3), layer4 (13.8) and
 layer3 (19.0); centring on the training alphabets' mean embedding (SimpleShot's CL2N) changes nothing (12.4; with shifts 12.1
