@@ -12,7 +12,7 @@ from fastai.vision.all import load_learner
 from fastai_metric.all import *
 from fastai_metric.compare import embed, body_layer
 from fastai_metric.test_utils import shared_data
-from omniglot import split_arrays
+from omniglot import split_arrays, run_embedder
 
 def layers(learn):
     "The places to embed at: name -> module (None: the learner's embedding)"
@@ -36,11 +36,11 @@ if __name__ == '__main__':
     print('| embedding | shifts | centred | episodes (held out) | runs |\n|---|---|---|---|---|')
     for name, layer in layers(learn).items():
         for shifts in (None, SHIFTS):
-            emb = lambda im: embed(learn, im, layer=layer, shifts=shifts)
-            mu, e = emb(seen).mean(0), emb(x[out])
+            mu, e = (embed(learn, im, layer=layer, shifts=shifts) for im in (seen, x[out]))
+            mu, runs_emb = mu.mean(0), run_embedder(learn, a.size, layer, shifts, a.crop)
             for centre in (False, True):
                 f = (lambda v: centred(v, mu)) if centre else (lambda v: v)
                 err = 1 - few_shot_accuracy(f(e), y[out], n_way=20, k_shot=1, n_episodes=a.episodes, seed=0).accuracy
-                runs_err = one_shot_error(lambda fs: f(emb(omniglot_images(fs, a.size, a.crop))), runs).error
+                runs_err = one_shot_error(lambda fs: f(runs_emb(fs)), runs).error
                 print(f"| {name} | {'yes' if shifts else 'no'} | {'yes' if centre else 'no'} | {100*err:.1f} | "
                       f"{100*runs_err:.1f} |", flush=True)

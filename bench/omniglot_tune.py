@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai_metric.all import *
 from fastai_metric.compare import embed, body_layer
+from fastai_metric.few_shot import omniglot_items
 from fastai_metric.test_utils import shared_data
 from omniglot import train_recipe, split_arrays, parse, RECIPES
 from common import write_section
@@ -52,7 +53,7 @@ def validate(recipe, split, held, path, seed, n_episodes, export=None):
         res[name] = 1 - few_shot_accuracy(e, y[out], n_way=20, k_shot=1, n_episodes=n_episodes, seed=0).accuracy
     # the same network on Lake's runs, for the ablation only: settings are chosen on the columns above
     runs = omniglot_runs(path)
-    load = lambda files: [(im, None) for im in omniglot_images(files, size, crop)]
+    load = omniglot_items(size, crop)
     res.update(runs=one_shot_error(learn, runs, load=load).error,
                runs_tta=one_shot_error(learn, runs, load=load, shifts=SHIFTS).error)
     row = dict(recipe=recipe, split=split, held_out=held, seed=seed, **res, minutes=minutes, sec_per_epoch=spe,

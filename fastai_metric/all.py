@@ -29,5 +29,5 @@ from .compare import METHODS, compare, train_method, protocol_result, embed, bod
 from .augment import RandomThickness, RandomElastic, rotated_classes
 from .omniglot import (omniglot, omniglot_runs, omniglot_images, omniglot_dls, OmniglotInk, crop_ink, character_of,
                        drawer_of, alphabet_of, alphabet_tree)
-from .few_shot import one_shot_error, few_shot_accuracy, show_one_shot, embed_files, array_loader
+from .few_shot import one_shot_error, few_shot_accuracy, show_one_shot, embed_files, array_loader, omniglot_items
 from . import patches as _patches            # the `distrib_ctx` fixes for CPUs (see `fastai_metric.patches`)

@@ -16,10 +16,10 @@ from .interpret import _show_item
 from .omniglot import OneShotRun, omniglot_image, omniglot_images
 
 # %% auto #0
-__all__ = ['OneShotResult', 'FewShotResult', 'embed_files', 'array_loader', 'one_shot_error', 'episodes', 'few_shot_accuracy',
-           'show_one_shot']
+__all__ = ['OneShotResult', 'FewShotResult', 'embed_files', 'array_loader', 'omniglot_items', 'one_shot_error', 'episodes',
+           'few_shot_accuracy', 'show_one_shot']
 
-# %% ../nbs/29_few_shot.ipynb #a5c30e10
+# %% ../nbs/29_few_shot.ipynb #a4f39999
 OneShotResult = namedtuple('OneShotResult', 'error run_errors')
 FewShotResult = namedtuple('FewShotResult', 'accuracy low high')
 
@@ -52,7 +52,10 @@ def array_loader(learn:Learner) -> Callable|None:
     items = getattr(learn.dls.train_ds, 'items', None)
     first = items[0] if items is not None and len(items) else None
     if not (isinstance(first, tuple) and isinstance(first[0], np.ndarray)): return None
-    size,crop = first[0].shape[0],learn.dls.__dict__.get('crop_ink', False)
+    return omniglot_items(first[0].shape[0], learn.dls.__dict__.get('crop_ink', False))
+
+def omniglot_items(size:int, crop:bool=False) -> Callable:
+    "A function turning Omniglot files into the items of an array learner's `test_dl`: `omniglot_images` at `size` (`crop`)"
     return lambda files: [(im, None) for im in omniglot_images(files, size, crop)]
 
 @delegates(Search)

@@ -107,13 +107,17 @@ def alphabet_tree(vocab:list) -> list:
     names = sorted({alphabet_of(v) for v in vocab})
     return [np.array([names.index(alphabet_of(v)) for v in vocab])]
 
-# %% ../nbs/28_omniglot.ipynb #0bf6563d
+# %% ../nbs/28_omniglot.ipynb #1ad5548f
 def crop_ink(
     a:np.ndarray, # `(H,W)` uint8 image, ink > 0
     margin:float=0.1, # Blank border on each side, as a fraction of the ink's extent
     min_side:float=0.4, # The square is at least this fraction of the image's side (a dot is not blown up to fill it)
 ) -> np.ndarray:
     "The square around the ink of `a`, centred on it, blank where it leaves the image; a blank image as it is"
+    a = np.asarray(a)
+    if a.ndim != 2: raise ValueError(f"crop_ink takes one grey image (H,W), got shape {a.shape}: pass a[..., 0] for RGB")
+    if margin < 0 or not 0 <= min_side <= 1:
+        raise ValueError(f"margin={margin}, min_side={min_side}: margin must be >= 0 (it cuts ink off) and 0 <= min_side <= 1")
     rows,cols = np.flatnonzero(a.max(1)),np.flatnonzero(a.max(0))
     if not len(rows): return a
     side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
